@@ -1,0 +1,32 @@
+# Set-up and everyday commands. `make test` and `make demo` create .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-slow lint bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+lint: $(STAMP)
+	$(PY) -m ruff check lmp_lightning tests benchmarks
+	$(PY) -m ruff format --check lmp_lightning tests benchmarks
+	$(PY) -m mypy lmp_lightning
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_losses.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,49 @@
+"""Softmax focal loss (Lin et al., ICCV 2017), a baseline of the locally adaptive loss paper."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.functional import softmax_focal_loss
+
+__all__ = ["SoftmaxFocalLoss"]
+
+
+@register_loss("focal")
+class SoftmaxFocalLoss(SegmentationLoss):
+    r"""Softmax focal loss :math:`-\alpha (1 - p_t)^\gamma \log p_t`, mean over valid pixels.
+
+    Args:
+        alpha: constant weighting factor (0.25 as in Guo et al. 2018).
+        gamma: focusing parameter, ``>= 0`` (2 as in Guo et al. 2018).
+        ignore_index: the label of pixels that take no part in the loss.
+
+    Raises:
+        ValueError: ``alpha <= 0`` or ``gamma < 0``.
+
+    Example:
+        >>> import torch
+        >>> loss = SoftmaxFocalLoss(alpha=1.0, gamma=0.0)  # plain cross-entropy
+        >>> loss(torch.zeros(1, 2, 1, 2), torch.tensor([[[0, 1]]]))
+        tensor(0.6931)
+    """
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, ignore_index: int = 255) -> None:
+        super().__init__(ignore_index)
+        if not (alpha > 0 and math.isfinite(alpha)):
+            raise ValueError(f"alpha must be a positive number, got alpha={alpha}")
+        if not (gamma >= 0 and math.isfinite(gamma)):
+            raise ValueError(f"gamma must be >= 0, got gamma={gamma}")
+        self.alpha = float(alpha)
+        self.gamma = float(gamma)
+
+    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+        losses, valid = softmax_focal_loss(logits, target, self.ignore_index, self.alpha,
+                                           self.gamma)
+        return losses.sum() / valid.sum().clamp(min=1)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}"

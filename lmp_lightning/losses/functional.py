@@ -1,0 +1,362 @@
+"""Loss functions over tensors: the maths, apart from the ``nn.Module`` wrappers.
+
+The central piece is :func:`lmp_weights`, the closed-form solution of the loss max-pooling
+problem of Rota Bulò, Neuhold and Kontschieder, "Loss Max-Pooling for Semantic Image
+Segmentation", CVPR 2017 (Theorem 1, Section 3.2, Algorithm 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "check_logits_target",
+    "loss_max_pooling",
+    "lmp_weights",
+    "median_frequency_weights",
+    "pixel_cross_entropy",
+    "resolve_m",
+    "softmax_focal_loss",
+]
+
+
+def _check_p(p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)):
+        raise TypeError(f"p must be a real number >= 1, got {p!r}")
+    if math.isnan(p) or p < 1:
+        raise ValueError(f"p must be >= 1 (p = 1 is top-K pooling, larger p spreads the weights), got p={p}")
+    return float(p)
+
+
+def lmp_weights(
+    losses: Tensor,
+    p: float,
+    m: float | Tensor,
+    valid: Tensor | None = None,
+) -> Tensor:
+    r"""Optimal pixel weighting :math:`w^*` of loss max-pooling.
+
+    Solves, for every row of ``losses`` independently, Eq. (4) of Rota Bulò et al. 2017,
+
+    .. math:: \max \{ w \cdot \ell : \|w\|_p \le \gamma, \|w\|_\infty \le \tau \},
+
+    over the set :math:`\mathcal{W}` of Eq. (5), with :math:`\gamma = n^{-1/q}`,
+    :math:`q = p / (p - 1)`, :math:`\tau = \gamma / m^{1/p}` and :math:`n` the number of valid
+    entries of the row. The solution is the closed form of Theorem 1 (``p > 1``) and of
+    Section 3.2 (``p = 1``). The row's pooled loss is ``(w * losses).sum(-1)``.
+
+    Implementation notes:
+
+    * Only the ``ceil(m)`` highest losses of a row are ordered (``torch.topk``): the optimal set
+      :math:`\mathcal{J}^*` of pixels at the bound :math:`\tau` has fewer than ``m`` elements
+      (appendix, proof of Theorem 1), so Algorithm 1's walk can be taken from the top.
+    * The walk runs in float64 on losses divided by the row's maximum (the paper's implementation
+      note) and in the log domain: :math:`\ell^q` with ``q`` near 1000 (``p = 1.001``) neither
+      underflows nor overflows. The test :math:`\eta > 0` is an exact sign test, without epsilon.
+    * For ``p = 1`` the remainder :math:`\tau (m - \lfloor m \rfloor)` sits on the highest loss
+      outside :math:`\mathcal{J}^*`, a pixel whose loss is :math:`\alpha^*`.
+    * Fully vectorised over rows; the only host synchronisations are the input checks and the
+      size of the top-k.
+
+    Args:
+        losses: ``(B, N)`` non-negative, finite pixel losses. Not differentiated through: the
+            weights are a constant of the gradient (Section 4).
+        p: the p-norm bound, ``p >= 1`` (``float("inf")`` gives uniform weights).
+        m: the minimum number of supported pixels, a float or a ``(B,)`` tensor with
+            ``1 <= m <= n`` on every row that has a valid entry.
+        valid: optional ``(B, N)`` boolean mask; invalid entries get weight 0 and do not count in
+            ``n``. A row with no valid entry gets all zeros.
+
+    Returns:
+        ``(B, N)`` weights, float64 for float64 losses and float32 otherwise.
+
+    Raises:
+        ValueError: ``p < 1``, ``m`` out of ``[1, n]``, negative or non-finite losses, or shapes
+            that do not match.
+        TypeError: ``losses`` is not a floating tensor or ``valid`` is not boolean.
+
+    Example:
+        >>> losses = torch.tensor([[0.1, 2.0, 0.5, 0.3]], dtype=torch.float64)
+        >>> w = lmp_weights(losses, p=1.0, m=2.0)
+        >>> w
+        tensor([[0.0000, 0.5000, 0.5000, 0.0000]], dtype=torch.float64)
+        >>> (w * losses).sum(-1)  # p = 1: the mean of the m highest losses
+        tensor([1.2500], dtype=torch.float64)
+    """
+    p = _check_p(p)
+    if not isinstance(losses, Tensor) or not losses.is_floating_point():
+        raise TypeError(f"losses must be a floating-point tensor, got {type(losses).__name__}"
+                        + (f" of dtype {losses.dtype}" if isinstance(losses, Tensor) else ""))
+    if losses.ndim != 2:
+        raise ValueError(f"losses must have shape (B, N), got {tuple(losses.shape)}")
+    B, N = losses.shape
+    device = losses.device
+    out_dtype = torch.promote_types(losses.dtype, torch.float32)
+    if valid is None:
+        valid = torch.ones_like(losses, dtype=torch.bool)
+    else:
+        if valid.dtype != torch.bool:
+            raise TypeError(f"valid must be a bool tensor, got dtype {valid.dtype}")
+        if valid.shape != losses.shape:
+            raise ValueError(
+                f"valid has shape {tuple(valid.shape)} but losses has shape {tuple(losses.shape)}"
+            )
+    x = losses.detach().to(torch.float64).masked_fill(~valid, 0.0)
+    n = valid.sum(-1)  # (B,)
+    has = n > 0
+
+    m_t = torch.as_tensor(m, dtype=torch.float64, device=device)
+    if m_t.ndim == 0:
+        m_t = m_t.expand(B)
+    if m_t.shape != (B,):
+        raise ValueError(f"m must be a number or a ({B},) tensor, got shape {tuple(m_t.shape)}")
+    bad_m = has & ~((m_t >= 1) & (m_t <= n))
+    bad_x = valid & ~(torch.isfinite(x) & (x >= 0))
+    if B * N == 0:
+        return torch.zeros(B, N, dtype=out_dtype, device=device)
+    if bool(bad_m.any()) or bool(bad_x.any()):
+        if bool(bad_x.any()):
+            raise ValueError("losses must be finite and non-negative on valid entries; got "
+                             f"{x[bad_x][:5].tolist()}")
+        rows = bad_m.nonzero().flatten()[:5].tolist()
+        raise ValueError(
+            f"m must satisfy 1 <= m <= n (valid entries of the row); rows {rows} have "
+            f"m={m_t[rows].tolist()} and n={n[rows].tolist()}"
+        )
+    # Rows without a valid entry are computed with harmless stand-ins and zeroed at the end.
+    n_f = n.clamp(min=1).to(torch.float64)
+    m_t = torch.where(has, m_t, torch.ones_like(m_t))
+
+    # Normalise by the row's maximum (implementation note of Section 4); w* is unchanged.
+    peak = x.amax(-1, keepdim=True)
+    xn = x / torch.where(peak > 0, peak, torch.ones_like(peak))
+
+    # The ceil(m) highest losses, ordered; ordering in the input dtype is the float64 order.
+    K = min(N, int(torch.ceil(m_t).max().item()))
+    keys = losses.detach().masked_fill(~valid, -1.0)
+    idx = keys.topk(K, dim=-1, sorted=True).indices  # (B, K), descending
+    top = xn.gather(-1, idx)
+    ranks = torch.arange(K, device=device)  # 0-based rank j is the (j+1)-th highest loss
+    top_valid = ranks < n[:, None]
+
+    if p == 1.0:
+        # Section 3.2: tau = 1/m on the floor(m) highest losses, tau * (m - floor(m)) on the next.
+        tau = 1.0 / m_t
+        share = (m_t[:, None] - ranks).clamp(0.0, 1.0) * top_valid
+        w = torch.zeros_like(x).scatter(-1, idx, tau[:, None] * share)
+    else:
+        q = 1.0 if math.isinf(p) else p / (p - 1.0)
+        tau = torch.exp(-torch.log(n_f) / q - (0.0 if math.isinf(p) else torch.log(m_t) / p))
+        neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+        log_x = torch.log(xn).masked_fill(~valid, -math.inf)  # -inf for zero losses
+        log_top = (q * log_x.gather(-1, idx)).masked_fill(~top_valid, -math.inf)
+        # log of the sum of l^q outside the top K, and suffix sums inside it.
+        log_out = torch.logsumexp((q * log_x).scatter(-1, idx, neg_inf.expand(B, K)), dim=-1)
+        suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)  # sum over ranks >= j
+        suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, K + 1)
+        # log of <l^q> over all but the j highest losses, j = 0..K.
+        log_rest = torch.logaddexp(suffix, log_out[:, None])
+        # eta for the (j+1)-th highest loss: (m - j) l^q - <l^q> over all but the j highest.
+        c = m_t[:, None] - ranks  # m - j
+        eta_pos = (c > 0) & top_valid & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :K])
+        # Algorithm 1 stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
+        k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
+        log_alpha = (log_rest.gather(-1, k_star[:, None]).squeeze(-1)
+                     - torch.log(m_t - k_star)) / q
+        alpha = torch.exp(log_alpha)[:, None]
+        # Theorem 1: tau on J* (losses above alpha*), tau (l / alpha*)^(q-1) elsewhere; if
+        # alpha* = 0 every loss outside J* is zero and J* is exactly the positive losses.
+        ratio = torch.where(alpha > 0, (xn / alpha.clamp(min=1e-300)).pow(q - 1.0).clamp(max=1.0),
+                            (xn > 0).to(torch.float64))
+        w = tau[:, None] * ratio
+    w = w.masked_fill(~(valid & has[:, None]), 0.0)
+    return w.to(out_dtype)
+
+
+def loss_max_pooling(losses: Tensor, valid: Tensor, p: float, m: float | int) -> Tensor:
+    """Loss max-pooling of every row (image) of pixel losses, Eq. (4) of Rota Bulò et al. 2017.
+
+    The weights of :func:`lmp_weights` are held fixed (detached), so the gradient is that of
+    ``w* . loss`` (Section 4).
+
+    Args:
+        losses: ``(B, N)`` non-negative pixel losses (differentiable).
+        valid: ``(B, N)`` boolean mask of the pixels that take part.
+        p: the p-norm bound, ``>= 1``.
+        m: fraction of each row's valid pixels (float in ``(0, 1]``, at least 1 pixel) or an
+            absolute pixel count (int ``>= 1``, at most the row's valid pixels).
+
+    Returns:
+        ``(B,)`` pooled losses; 0 (with a graph) for rows without a valid pixel.
+
+    Example:
+        >>> losses = torch.tensor([[0.1, 2.0, 0.5, 0.3]])
+        >>> loss_max_pooling(losses, losses > 0, p=1.0, m=0.5)  # mean of the 2 highest
+        tensor([1.2500])
+    """
+    m_rows = resolve_m(m, valid.sum(-1))
+    w = lmp_weights(losses, p, m_rows, valid)
+    return (w.to(losses.dtype) * losses).sum(-1)
+
+
+def resolve_m(m: float | int, n: Tensor) -> Tensor:
+    """Per-row ``m`` of loss max-pooling from a fraction or an absolute count.
+
+    Args:
+        m: a float in ``(0, 1]`` is a fraction of each row's ``n`` valid pixels (at least 1); an
+            int ``>= 1`` is an absolute pixel count (at most ``n``).
+        n: ``(B,)`` valid pixel counts.
+
+    Returns:
+        ``(B,)`` float64 values of ``m`` with ``1 <= m <= max(n, 1)``.
+
+    Raises:
+        ValueError: ``m <= 0`` or a fraction above 1.
+        TypeError: ``m`` is not a number.
+
+    Example:
+        >>> resolve_m(0.25, torch.tensor([100, 2, 0]))
+        tensor([25.,  1.,  1.], dtype=torch.float64)
+        >>> resolve_m(10, torch.tensor([100, 4]))
+        tensor([10.,  4.], dtype=torch.float64)
+    """
+    n_f = n.to(torch.float64)
+    upper = n_f.clamp(min=1.0)
+    if isinstance(m, bool) or not isinstance(m, (int, float)):
+        raise TypeError(f"m must be a float fraction in (0, 1] or an int count >= 1, got {m!r}")
+    if isinstance(m, int):
+        if m < 1:
+            raise ValueError(f"m as a pixel count must be an int >= 1, got m={m}")
+        return torch.full_like(n_f, float(m)).minimum(upper)
+    if not (0 < m <= 1):
+        raise ValueError(
+            f"m as a float is a fraction of the valid pixels and must be in (0, 1], got m={m}; "
+            "pass an int for an absolute pixel count"
+        )
+    return (m * n_f).clamp(min=1.0).minimum(upper)
+
+
+def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Validates a segmentation ``(logits, target)`` pair and returns ``target`` as int64.
+
+    Args:
+        logits: ``(B, C, H, W)`` floating, finite class scores.
+        target: ``(B, H, W)`` integer labels in ``[0, C)`` or ``ignore_index``.
+        ignore_index: the label of pixels that take no part in the loss.
+
+    Returns:
+        ``target`` as an int64 tensor.
+
+    Raises:
+        ValueError: on shape mismatches, non-finite logits or labels out of range (the offending
+            values are named).
+        TypeError: on non-floating logits or non-integer targets.
+    """
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(
+            "logits must be a floating-point tensor of shape (B, C, H, W), got "
+            + (f"dtype {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__)
+        )
+    if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
+        raise TypeError(
+            "target must be an integer tensor of shape (B, H, W), got "
+            + (f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__)
+        )
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
+    B, C, H, W = logits.shape
+    if tuple(target.shape) != (B, H, W):
+        raise ValueError(
+            f"target must have shape (B, H, W) = {(B, H, W)} to match logits "
+            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    target = target.long()
+    out_of_range = (target != ignore_index) & ((target < 0) | (target >= C))
+    if bool(out_of_range.any()):
+        values = torch.unique(target[out_of_range])[:10].tolist()
+        raise ValueError(
+            f"target has labels {values} outside [0, {C}) that are not ignore_index={ignore_index}"
+        )
+    if not bool(torch.isfinite(logits).all()):
+        raise ValueError("logits contain NaN or infinite values")
+    return target
+
+
+def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Per-pixel softmax cross-entropy, flattened per image, computed in float32 or better.
+
+    Args:
+        logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
+        target: ``(B, H, W)`` int64 labels.
+        ignore_index: label of ignored pixels; their loss is 0 and their mask entry False.
+
+    Returns:
+        ``(losses, valid)``, both ``(B, H * W)``.
+    """
+    losses = F.cross_entropy(
+        logits.to(torch.promote_types(logits.dtype, torch.float32)),
+        target,
+        ignore_index=ignore_index,
+        reduction="none",
+    )
+    return losses.flatten(1), (target != ignore_index).flatten(1)
+
+
+def softmax_focal_loss(
+    logits: Tensor, target: Tensor, ignore_index: int, alpha: float = 0.25, gamma: float = 2.0
+) -> tuple[Tensor, Tensor]:
+    r"""Per-pixel softmax focal loss of Lin et al. 2017, :math:`-\alpha (1 - p_t)^\gamma \log p_t`.
+
+    Args:
+        logits: ``(B, C, H, W)`` class scores.
+        target: ``(B, H, W)`` int64 labels.
+        ignore_index: label of ignored pixels (loss 0, mask False).
+        alpha: the constant weighting factor.
+        gamma: the focusing parameter; ``gamma = 0`` is ``alpha`` times cross-entropy.
+
+    Returns:
+        ``(losses, valid)``, both ``(B, H * W)``.
+    """
+    ce, valid = pixel_cross_entropy(logits, target, ignore_index)
+    p_t = torch.exp(-ce)
+    return alpha * (1.0 - p_t).pow(gamma) * ce, valid
+
+
+def median_frequency_weights(per_image_counts: Tensor | Sequence[Sequence[int]]) -> Tensor:
+    """Class weights of median frequency balancing (Eigen and Fergus, ICCV 2015).
+
+    ``freq_c`` is the number of pixels of class ``c`` divided by the number of labelled pixels
+    of the images in which ``c`` appears; ``weight_c = median(freq) / freq_c``. Classes that
+    never appear get weight 0 and are left out of the median.
+
+    Args:
+        per_image_counts: ``(num_images, C)`` labelled pixel counts of every class in every image.
+
+    Returns:
+        ``(C,)`` float32 weights.
+
+    Raises:
+        ValueError: if the counts are not a non-negative 2-D table with at least one pixel.
+
+    Example:
+        >>> median_frequency_weights(torch.tensor([[30, 10, 0], [60, 0, 40]]))
+        tensor([0.6222, 1.6000, 1.0000])
+    """
+    counts = torch.as_tensor(per_image_counts, dtype=torch.float64)
+    if counts.ndim != 2 or bool((counts < 0).any()) or counts.sum() <= 0:
+        raise ValueError(
+            "per_image_counts must be a non-negative (num_images, num_classes) table with at least "
+            f"one pixel, got shape {tuple(counts.shape)}"
+        )
+    image_totals = counts.sum(1, keepdim=True)  # labelled pixels of every image
+    present = counts > 0
+    freq = counts.sum(0) / (image_totals * present).sum(0).clamp(min=1.0)
+    seen = present.any(0)
+    median = torch.quantile(freq[seen], 0.5)  # the mean of the middle two for an even count
+    weights = torch.where(seen, median / freq.clamp(min=1e-300), torch.zeros_like(freq))
+    return weights.float()

@@ -1,0 +1,89 @@
+"""Cross-entropy weighted by inverse median frequency (Eigen and Fergus, ICCV 2015)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.functional import median_frequency_weights
+
+__all__ = ["InverseMedianFrequencyCrossEntropy"]
+
+
+@register_loss("imf_ce")
+class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
+    """Class-weighted cross-entropy with ``weight_c = median(freq) / freq_c``.
+
+    ``freq_c`` is the pixel count of class ``c`` over the labelled pixels of the images in which
+    ``c`` appears. The weights come either explicitly (``class_weights``), from a table of
+    per-image class pixel counts (``per_image_counts``), or later from the data side through
+    :meth:`set_pixel_statistics`. The loss is the weighted mean over valid pixels,
+    ``sum_i w_{y_i} l_i / sum_i w_{y_i}``, as ``torch.nn.functional.cross_entropy`` defines it.
+
+    Args:
+        class_weights: explicit ``(C,)`` class weights.
+        per_image_counts: ``(num_images, C)`` labelled pixel counts per image and class.
+        ignore_index: the label of pixels that take no part in the loss.
+
+    Raises:
+        ValueError: both ``class_weights`` and ``per_image_counts`` given, or negative weights.
+
+    Example:
+        >>> import torch
+        >>> loss = InverseMedianFrequencyCrossEntropy(class_weights=[1.0, 3.0])
+        >>> loss(torch.zeros(1, 2, 1, 2), torch.tensor([[[0, 1]]]))
+        tensor(0.6931)
+    """
+
+    class_weights: Tensor
+
+    def __init__(
+        self,
+        class_weights: Sequence[float] | Tensor | None = None,
+        per_image_counts: Sequence[Sequence[int]] | Tensor | None = None,
+        ignore_index: int = 255,
+    ) -> None:
+        super().__init__(ignore_index)
+        if class_weights is not None and per_image_counts is not None:
+            raise ValueError("give either class_weights or per_image_counts, not both")
+        self.register_buffer("class_weights", torch.empty(0))
+        if class_weights is not None:
+            weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if weights.ndim != 1 or bool((weights < 0).any()) or not bool(weights.isfinite().all()):
+                raise ValueError(
+                    f"class_weights must be a 1-D sequence of finite values >= 0, got {weights}"
+                )
+            self.class_weights = weights
+        elif per_image_counts is not None:
+            self.set_pixel_statistics(per_image_counts)
+
+    def set_pixel_statistics(self, per_image_counts: Sequence[Sequence[int]] | Tensor) -> None:
+        """Sets the class weights from ``(num_images, C)`` per-image class pixel counts."""
+        device = self.class_weights.device
+        self.class_weights = median_frequency_weights(per_image_counts).to(device)
+
+    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+        num_classes = logits.shape[1]
+        if self.class_weights.numel() == 0:
+            raise RuntimeError(
+                "InverseMedianFrequencyCrossEntropy has no class weights yet: pass class_weights "
+                "or per_image_counts, or let the data module call set_pixel_statistics()"
+            )
+        if self.class_weights.numel() != num_classes:
+            raise ValueError(
+                f"class_weights has {self.class_weights.numel()} entries but the logits have "
+                f"{num_classes} classes"
+            )
+        weights = self.class_weights.to(logits.device)
+        total = F.cross_entropy(logits.float(), target, weight=weights,
+                                ignore_index=self.ignore_index, reduction="sum")
+        valid = target != self.ignore_index
+        denominator = weights[target.clamp(0, num_classes - 1)][valid].sum()
+        return total / denominator.clamp(min=torch.finfo(total.dtype).tiny)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.class_weights.numel()}, ignore_index={self.ignore_index}"

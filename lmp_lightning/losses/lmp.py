@@ -1,0 +1,64 @@
+"""Loss max-pooling (LMP) of Rota Bulò, Neuhold and Kontschieder, CVPR 2017."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.functional import (
+    _check_p,
+    loss_max_pooling,
+    pixel_cross_entropy,
+    resolve_m,
+)
+
+__all__ = ["LossMaxPooling"]
+
+
+def mean_over_valid_images(per_image: Tensor, valid: Tensor) -> Tensor:
+    """Mean of per-image losses over the images that have a valid pixel; 0 if none."""
+    has = valid.any(-1)
+    return (per_image * has).sum() / has.sum().clamp(min=1)
+
+
+@register_loss("lmp")
+class LossMaxPooling(SegmentationLoss):
+    """Loss max-pooling over softmax cross-entropy pixel losses, per image (crop).
+
+    Each image's pixel losses are pooled with the optimal weighting of Eq. (4) over the set
+    of Eq. (5) (:func:`~lmp_lightning.losses.functional.lmp_weights`), the weights held fixed in
+    the gradient (Section 4); the result is the mean over the images with a valid pixel.
+
+    Args:
+        p: the p-norm bound, ``p >= 1``: 1 pools the ``m`` highest losses, larger values spread
+            the weights (the paper's best Cityscapes value is 1.3).
+        m: minimum number of supported pixels: a float in ``(0, 1]`` is a fraction of each
+            image's valid pixels (at least 1), an int ``>= 1`` an absolute count (at most the
+            image's valid pixels). The paper uses 25%.
+        ignore_index: the label of pixels that take no part in the loss.
+
+    Raises:
+        ValueError: ``p < 1``, ``m <= 0`` or a fraction above 1.
+
+    Example:
+        >>> import torch
+        >>> loss = LossMaxPooling(p=1.3, m=0.25)
+        >>> logits = torch.zeros(2, 3, 4, 4, requires_grad=True)
+        >>> value = loss(logits, torch.randint(0, 3, (2, 4, 4)))
+        >>> value.backward()
+        >>> round(value.item(), 4)  # all pixel losses equal log(3): pooling leaves them so
+        1.0986
+    """
+
+    def __init__(self, p: float = 1.3, m: float | int = 0.25, ignore_index: int = 255) -> None:
+        super().__init__(ignore_index)
+        self.p = _check_p(p)
+        resolve_m(m, Tensor([1]))  # validates m
+        self.m = m
+
+    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+        losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
+        return mean_over_valid_images(loss_max_pooling(losses, valid, self.p, self.m), valid)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}, m={self.m}, ignore_index={self.ignore_index}"
