@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from torch import Tensor, nn
@@ -17,7 +18,7 @@ LOSSES: dict[str, type[SegmentationLoss]] = {}
 _L = TypeVar("_L", bound="type[SegmentationLoss]")
 
 
-def register_loss(name: str):  # type: ignore[no-untyped-def]
+def register_loss(name: str) -> Callable[[_L], _L]:
     """Class decorator that registers a :class:`SegmentationLoss` under a short name."""
 
     def decorator(cls: _L) -> _L:

@@ -26,6 +26,7 @@ class CrossEntropy(SegmentationLoss):
     """
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
-        total = F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index,
-                                reduction="sum")
+        total = F.cross_entropy(
+            logits.float(), target, ignore_index=self.ignore_index, reduction="sum"
+        )
         return total / (target != self.ignore_index).sum().clamp(min=1)

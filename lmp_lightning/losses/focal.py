@@ -41,8 +41,9 @@ class SoftmaxFocalLoss(SegmentationLoss):
         self.gamma = float(gamma)
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
-        losses, valid = softmax_focal_loss(logits, target, self.ignore_index, self.alpha,
-                                           self.gamma)
+        losses, valid = softmax_focal_loss(
+            logits, target, self.ignore_index, self.alpha, self.gamma
+        )
         return losses.sum() / valid.sum().clamp(min=1)
 
     def extra_repr(self) -> str:

@@ -16,8 +16,8 @@ from torch import Tensor
 
 __all__ = [
     "check_logits_target",
-    "loss_max_pooling",
     "lmp_weights",
+    "loss_max_pooling",
     "median_frequency_weights",
     "pixel_cross_entropy",
     "resolve_m",
@@ -29,7 +29,9 @@ def _check_p(p: float) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float)):
         raise TypeError(f"p must be a real number >= 1, got {p!r}")
     if math.isnan(p) or p < 1:
-        raise ValueError(f"p must be >= 1 (p = 1 is top-K pooling, larger p spreads the weights), got p={p}")
+        raise ValueError(
+            f"p must be >= 1 (p = 1 is top-K pooling, larger p spreads the weights), got p={p}"
+        )
     return float(p)
 
 
@@ -90,8 +92,10 @@ def lmp_weights(
     """
     p = _check_p(p)
     if not isinstance(losses, Tensor) or not losses.is_floating_point():
-        raise TypeError(f"losses must be a floating-point tensor, got {type(losses).__name__}"
-                        + (f" of dtype {losses.dtype}" if isinstance(losses, Tensor) else ""))
+        raise TypeError(
+            f"losses must be a floating-point tensor, got {type(losses).__name__}"
+            + (f" of dtype {losses.dtype}" if isinstance(losses, Tensor) else "")
+        )
     if losses.ndim != 2:
         raise ValueError(f"losses must have shape (B, N), got {tuple(losses.shape)}")
     B, N = losses.shape
@@ -106,9 +110,12 @@ def lmp_weights(
             raise ValueError(
                 f"valid has shape {tuple(valid.shape)} but losses has shape {tuple(losses.shape)}"
             )
-    x = losses.detach().to(torch.float64).masked_fill(~valid, 0.0)
+    # One float64 copy; invalid entries sit below every loss so that top-k never picks them.
+    keys = losses.detach().to(torch.float64).masked_fill(~valid, -1.0)
     n = valid.sum(-1)  # (B,)
     has = n > 0
+    if B * N == 0:
+        return torch.zeros(B, N, dtype=out_dtype, device=device)
 
     m_t = torch.as_tensor(m, dtype=torch.float64, device=device)
     if m_t.ndim == 0:
@@ -116,13 +123,14 @@ def lmp_weights(
     if m_t.shape != (B,):
         raise ValueError(f"m must be a number or a ({B},) tensor, got shape {tuple(m_t.shape)}")
     bad_m = has & ~((m_t >= 1) & (m_t <= n))
-    bad_x = valid & ~(torch.isfinite(x) & (x >= 0))
-    if B * N == 0:
-        return torch.zeros(B, N, dtype=out_dtype, device=device)
-    if bool(bad_m.any()) or bool(bad_x.any()):
-        if bool(bad_x.any()):
-            raise ValueError("losses must be finite and non-negative on valid entries; got "
-                             f"{x[bad_x][:5].tolist()}")
+    bad_x = (valid & ~(keys >= 0)).any() | ~torch.isfinite(keys.sum())
+    if bool(bad_x | bad_m.any()):  # one host synchronisation for both checks
+        if bool(bad_x):
+            values = losses.detach()[valid & ~(torch.isfinite(keys) & (keys >= 0))]
+            raise ValueError(
+                "losses must be finite and non-negative on valid entries; got "
+                f"{values[:5].tolist()}"
+            )
         rows = bad_m.nonzero().flatten()[:5].tolist()
         raise ValueError(
             f"m must satisfy 1 <= m <= n (valid entries of the row); rows {rows} have "
@@ -131,51 +139,56 @@ def lmp_weights(
     # Rows without a valid entry are computed with harmless stand-ins and zeroed at the end.
     n_f = n.clamp(min=1).to(torch.float64)
     m_t = torch.where(has, m_t, torch.ones_like(m_t))
+    k_full = min(N, int(torch.ceil(m_t).max().item()))
 
-    # Normalise by the row's maximum (implementation note of Section 4); w* is unchanged.
-    peak = x.amax(-1, keepdim=True)
-    xn = x / torch.where(peak > 0, peak, torch.ones_like(peak))
-
-    # The ceil(m) highest losses, ordered; ordering in the input dtype is the float64 order.
-    K = min(N, int(torch.ceil(m_t).max().item()))
-    keys = losses.detach().masked_fill(~valid, -1.0)
-    idx = keys.topk(K, dim=-1, sorted=True).indices  # (B, K), descending
-    top = xn.gather(-1, idx)
-    ranks = torch.arange(K, device=device)  # 0-based rank j is the (j+1)-th highest loss
-    top_valid = ranks < n[:, None]
-
-    if p == 1.0:
+    if math.isinf(p):  # q = 1: gamma = tau = 1/n, the uniform weighting
+        w = (1.0 / n_f)[:, None].expand(B, N)
+    elif p == 1.0:
         # Section 3.2: tau = 1/m on the floor(m) highest losses, tau * (m - floor(m)) on the next.
-        tau = 1.0 / m_t
-        share = (m_t[:, None] - ranks).clamp(0.0, 1.0) * top_valid
-        w = torch.zeros_like(x).scatter(-1, idx, tau[:, None] * share)
+        idx = keys.topk(k_full, dim=-1, sorted=True).indices
+        ranks = torch.arange(k_full, device=device)
+        share = (m_t[:, None] - ranks).clamp(0.0, 1.0) * (ranks < n[:, None])
+        w = torch.zeros_like(keys).scatter(-1, idx, share / m_t[:, None])
     else:
-        q = 1.0 if math.isinf(p) else p / (p - 1.0)
-        tau = torch.exp(-torch.log(n_f) / q - (0.0 if math.isinf(p) else torch.log(m_t) / p))
-        neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
-        log_x = torch.log(xn).masked_fill(~valid, -math.inf)  # -inf for zero losses
-        log_top = (q * log_x.gather(-1, idx)).masked_fill(~top_valid, -math.inf)
-        # log of the sum of l^q outside the top K, and suffix sums inside it.
-        log_out = torch.logsumexp((q * log_x).scatter(-1, idx, neg_inf.expand(B, K)), dim=-1)
-        suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)  # sum over ranks >= j
-        suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, K + 1)
-        # log of <l^q> over all but the j highest losses, j = 0..K.
-        log_rest = torch.logaddexp(suffix, log_out[:, None])
-        # eta for the (j+1)-th highest loss: (m - j) l^q - <l^q> over all but the j highest.
-        c = m_t[:, None] - ranks  # m - j
-        eta_pos = (c > 0) & top_valid & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :K])
-        # Algorithm 1 stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
-        k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
-        log_alpha = (log_rest.gather(-1, k_star[:, None]).squeeze(-1)
-                     - torch.log(m_t - k_star)) / q
-        alpha = torch.exp(log_alpha)[:, None]
-        # Theorem 1: tau on J* (losses above alpha*), tau (l / alpha*)^(q-1) elsewhere; if
-        # alpha* = 0 every loss outside J* is zero and J* is exactly the positive losses.
-        ratio = torch.where(alpha > 0, (xn / alpha.clamp(min=1e-300)).pow(q - 1.0).clamp(max=1.0),
-                            (xn > 0).to(torch.float64))
-        w = tau[:, None] * ratio
+        w = _lmp_weights_p_above_one(keys, valid, n, n_f, m_t, p, k_full)
     w = w.masked_fill(~(valid & has[:, None]), 0.0)
     return w.to(out_dtype)
+
+
+def _lmp_weights_p_above_one(
+    keys: Tensor, valid: Tensor, n: Tensor, n_f: Tensor, m_t: Tensor, p: float, k_full: int
+) -> Tensor:
+    """Theorem 1 (p > 1) in float64, in the log domain, over the highest losses only."""
+    B = keys.shape[0]
+    device = keys.device
+    q = p / (p - 1.0)
+    tau = torch.exp(-torch.log(n_f) / q - torch.log(m_t) / p)
+    # Normalise by the row's maximum (implementation note of Section 4); w* is unchanged.
+    peak = keys.amax(-1, keepdim=True)
+    log_x = torch.log(keys / torch.where(peak > 0, peak, torch.ones_like(peak)))
+    log_x = log_x.masked_fill(~valid, -math.inf)  # log 0 = -inf for zero losses too
+    q_log_x = q * log_x  # log of l^q
+    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    k = k_full  # J* holds fewer than m losses: only the ceil(m) highest need ordering
+    idx = keys.topk(k, dim=-1, sorted=True).indices  # (B, k), highest first
+    ranks = torch.arange(k, device=device)  # 0-based rank j: the (j+1)-th highest loss
+    log_top = q_log_x.gather(-1, idx)
+    # log <l^q> outside the top k, and suffix sums over ranks >= j inside it.
+    log_out = torch.logsumexp(q_log_x.scatter(-1, idx, neg_inf.expand(B, k)), dim=-1)
+    suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)
+    suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, k + 1)
+    log_rest = torch.logaddexp(suffix, log_out[:, None])  # <l^q> over all but the j highest
+    # eta of the (j+1)-th highest loss, (m - j) l^q - <l^q> over all but the j highest, by an
+    # exact sign test in the log domain.
+    c = m_t[:, None] - ranks
+    eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :k])
+    # Algorithm 1 stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
+    k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
+    log_alpha = (log_rest.gather(-1, k_star[:, None]) - torch.log(m_t - k_star)[:, None]) / q
+    # Theorem 1: tau on J* (losses above alpha*), tau (l / alpha*)^(q-1) elsewhere; if
+    # alpha* = 0, every loss outside J* is zero and J* is exactly the positive losses.
+    ratio = torch.exp(((log_x - log_alpha) * (q - 1.0)).clamp(max=0.0))
+    return tau[:, None] * torch.where(log_x > -math.inf, ratio, torch.zeros_like(ratio))
 
 
 def loss_max_pooling(losses: Tensor, valid: Tensor, p: float, m: float | int) -> Tensor:

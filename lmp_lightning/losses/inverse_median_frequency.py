@@ -79,8 +79,9 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
                 f"{num_classes} classes"
             )
         weights = self.class_weights.to(logits.device)
-        total = F.cross_entropy(logits.float(), target, weight=weights,
-                                ignore_index=self.ignore_index, reduction="sum")
+        total = F.cross_entropy(
+            logits.float(), target, weight=weights, ignore_index=self.ignore_index, reduction="sum"
+        )
         valid = target != self.ignore_index
         denominator = weights[target.clamp(0, num_classes - 1)][valid].sum()
         return total / denominator.clamp(min=torch.finfo(total.dtype).tiny)

@@ -29,8 +29,9 @@ def reference_weights(losses: np.ndarray, p: float, m: float) -> tuple[np.ndarra
     n = losses.size
     gamma, tau = feasible_set(n, p, m)
     if p == 1:
-        res = linprog(-losses, A_ub=np.ones((1, n)), b_ub=[gamma], bounds=[(0, tau)] * n,
-                      method="highs")
+        res = linprog(
+            -losses, A_ub=np.ones((1, n)), b_ub=[gamma], bounds=[(0, tau)] * n, method="highs"
+        )
         assert res.success
         return res.x, float(-res.fun)
     scale = losses.max()

@@ -105,7 +105,7 @@ def test_near_one_and_large_losses_are_finite_and_exact(p: float, scale: float) 
     for m in (1.0, 7.5, 50.0):
         w = lmp_weights(torch.from_numpy(row)[None], p, m)[0].numpy()
         assert np.all(np.isfinite(w))
-        gamma, tau = feasible_set(row.size, p, m)
+        gamma, _tau = feasible_set(row.size, p, m)
         assert np.sum(w**p) ** (1 / p) <= gamma * (1 + 1e-9)  # no overshoot near p = 1
         assert float(w @ row) == pytest.approx(reference_weights(row, p, m)[1], rel=1e-5)
 

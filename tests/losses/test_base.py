@@ -1,0 +1,83 @@
+"""Registry, base class and input validation shared by every loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from lmp_lightning import losses as L
+
+EXPECTED = {
+    "ce": L.CrossEntropy,
+    "imf_ce": L.InverseMedianFrequencyCrossEntropy,
+    "bootstrap": L.BootstrappedCrossEntropy,
+    "focal": L.SoftmaxFocalLoss,
+    "lmp": L.LossMaxPooling,
+}
+
+
+def _build(name: str) -> L.SegmentationLoss:
+    kwargs = {"class_weights": [1.0, 2.0, 0.5]} if name == "imf_ce" else {}
+    return L.build_loss(name, **kwargs)
+
+
+def test_registry_is_complete() -> None:
+    assert L.list_losses() == sorted(EXPECTED)
+    for name, cls in EXPECTED.items():
+        assert L.LOSSES[name] is cls
+        assert issubclass(cls, L.SegmentationLoss)
+        assert type(_build(name)) is cls
+
+
+def test_unknown_name_lists_valid_ones() -> None:
+    with pytest.raises(KeyError, match=r"unknown loss 'dice'.*'bootstrap', 'ce', 'focal'"):
+        L.build_loss("dice")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_input_gives_clear_errors(name: str) -> None:
+    loss = _build(name)
+    logits = torch.randn(2, 3, 4, 4)
+    target = torch.randint(0, 3, (2, 4, 4))
+    bad = target.clone()
+    bad[0, 0, 0], bad[1, 1, 1] = 7, -1
+    with pytest.raises(ValueError, match=r"labels \[-1, 7\] outside \[0, 3\)"):
+        loss(logits, bad)
+    with pytest.raises(ValueError, match="target must have shape"):
+        loss(logits, target[:, :3])
+    with pytest.raises(ValueError, match=r"logits must have shape \(B, C, H, W\)"):
+        loss(logits[0], target)
+    with pytest.raises(TypeError, match="target must be an integer tensor"):
+        loss(logits, target.float())
+    with pytest.raises(TypeError, match="logits must be a floating-point"):
+        loss(logits.long(), target)
+    nan_logits = logits.clone()
+    nan_logits[0, 0, 0, 0] = math.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        loss(nan_logits, target)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_all_ignored_gives_zero_with_graph(name: str) -> None:
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    value = _build(name)(logits, torch.full((2, 4, 4), 255, dtype=torch.uint8))
+    assert value.item() == 0.0
+    value.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_other_ignore_index(name: str) -> None:
+    """ignore_index = -100 or 3 means the same thing for every loss."""
+    loss_a = type(_build(name))(
+        **({"class_weights": [1.0, 2.0, 0.5]} if name == "imf_ce" else {}), ignore_index=-100
+    )
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 4, 4, generator=g)
+    target = torch.randint(0, 3, (2, 4, 4), generator=g)
+    target_255 = target.clone()
+    target[0, :2] = -100
+    target_255[0, :2] = 255
+    assert loss_a(logits, target).item() == pytest.approx(_build(name)(logits, target_255).item())
