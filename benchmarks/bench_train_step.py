@@ -1,0 +1,79 @@
+"""Training-step throughput with a real model, and the step-time ratio of every loss to CE.
+
+Run by hand (not a test): ``python benchmarks/bench_train_step.py`` (CPU, and CUDA when
+available). One step is forward, loss, backward and an SGD update of DeepLabV3+ / MobileNetV2 on
+512x512 crops; the losses' steps are interleaved and the median over repeats is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from lmp_lightning.losses import build_loss
+from lmp_lightning.models import build_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", default="deeplabv3plus")
+    parser.add_argument("--encoder", default="mobilenet_v2")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--crop", type=int, default=512)
+    parser.add_argument("--classes", type=int, default=19)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--losses", nargs="+", default=["ce", "lmp"])
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    args = parser.parse_args()
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    for device in devices:
+        if device == "cuda" and not torch.cuda.is_available():
+            print("\n(no CUDA device: CUDA figures skipped)")
+            continue
+        run(args, device)
+
+
+def run(args: argparse.Namespace, device: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(args.arch, args.encoder, args.classes).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(0)
+    image = torch.randn(args.batch_size, 3, args.crop, args.crop, generator=g).to(device)
+    target = torch.randint(0, args.classes, (args.batch_size, args.crop, args.crop), generator=g)
+    target[:, :, : args.crop // 16] = 255
+    target = target.to(device)
+    losses = {name: build_loss(name) for name in args.losses}
+
+    def step(name: str) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        losses[name](model(image), target).backward()
+        optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for name in losses:  # warm-up
+        step(name)
+    times: dict[str, list[float]] = {name: [] for name in losses}
+    for _ in range(args.repeats):
+        for name in losses:
+            times[name].append(step(name))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    base = median[args.losses[0]]
+    print(f"\n### {device}: {args.arch} / {args.encoder}, batch {args.batch_size} x "
+          f"{args.crop}x{args.crop}, {args.classes} classes, median of {args.repeats} steps")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(f"| loss | step (s) | images / s | step / {args.losses[0]} |")
+    print("|---|---:|---:|---:|")
+    for name, t in median.items():
+        print(f"| {name} | {t:.3f} | {args.batch_size / t:.2f} | {t / base:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The LightningModule: any segmentation_models_pytorch model with a selectable loss plug-in."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lightning import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+
+from lmp_lightning.losses import (
+    CrossEntropy,
+    InverseMedianFrequencyCrossEntropy,
+    SegmentationLoss,
+)
+from lmp_lightning.models import build_model, required_stride
+
+__all__ = ["SegmentationModule", "format_iou_table"]
+
+
+def format_iou_table(class_names: Sequence[str], iou: Tensor, title: str = "") -> str:
+    """A plain-text table of per-class IoU in percent; NaN (class absent) shows as ``-``.
+
+    Example:
+        >>> print(format_iou_table(["road", "pole"], torch.tensor([0.91, float("nan")])))
+        class  IoU (%)
+        road     91.00
+        pole         -
+        mean     91.00
+    """
+    width = max(len("class"), *(len(n) for n in class_names), len("mean"))
+    lines = [title] if title else []
+    lines.append(f"{'class':<{width}}  {'IoU (%)':>7}")
+    for name, value in zip(class_names, iou.tolist(), strict=True):
+        shown = "-" if math.isnan(value) else f"{100 * value:.2f}"
+        lines.append(f"{name:<{width}}  {shown:>7}")
+    lines.append(f"{'mean':<{width}}  {100 * float(iou.nanmean()):>7.2f}")
+    return "\n".join(lines)
+
+
+class SegmentationModule(LightningModule):
+    """Semantic segmentation with any segmentation_models_pytorch model and a loss plug-in.
+
+    Training uses SGD with momentum and weight decay and the "poly" learning-rate decay
+    ``lr * (1 - step / total_steps) ** poly_power`` over the run's steps, as both papers do.
+    Validation and test run at full image size: images are padded to the model's stride (labels
+    with ``ignore_index``) and the prediction is cropped back; labels are never resized.
+    Metrics are torchmetrics' per-class IoU (``val/IoU_<class>``, ``val/mIoU`` over the classes
+    present) and pixel accuracy, synchronised across DDP processes.
+
+    Args:
+        arch: segmentation_models_pytorch architecture (``unet``, ``fpn``, ``deeplabv3``,
+            ``deeplabv3plus``, ``segformer``, ...).
+        encoder_name: its encoder (``resnet18``, ``mobilenet_v2``, ``tu-<timm model>``, ...).
+        encoder_weights: pretrained encoder weights (``None`` downloads nothing).
+        num_classes: number of classes (linked from the data module by the CLI).
+        class_names: class names for logs and tables (linked from the data module).
+        ignore_index: the label of pixels that take no part (linked from the data module); it
+            also becomes the loss's ``ignore_index``.
+        in_channels: input channels.
+        loss: the loss plug-in, any :class:`~lmp_lightning.losses.SegmentationLoss`
+            (default: plain cross-entropy).
+        output_stride: 8 or 16 for DeepLab architectures (atrous encoder).
+        lr: base learning rate.
+        momentum: SGD momentum.
+        weight_decay: SGD weight decay.
+        poly_power: power of the poly decay (0 keeps the rate constant).
+        model_kwargs: further arguments of the architecture.
+
+    Example:
+        >>> module = SegmentationModule("fpn", "resnet18", num_classes=3)
+        >>> module(torch.rand(1, 3, 50, 70)).shape  # any size: padded and cropped back
+        torch.Size([1, 3, 50, 70])
+    """
+
+    def __init__(
+        self,
+        arch: str = "deeplabv3plus",
+        encoder_name: str = "resnet18",
+        encoder_weights: str | None = None,
+        num_classes: int = 2,
+        class_names: list[str] | None = None,
+        ignore_index: int = 255,
+        in_channels: int = 3,
+        loss: SegmentationLoss | None = None,
+        output_stride: int | None = None,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-4,
+        poly_power: float = 0.9,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if class_names is None:
+            class_names = [f"class_{c}" for c in range(num_classes)]
+        if len(class_names) != num_classes:
+            raise ValueError(
+                f"class_names has {len(class_names)} names but num_classes={num_classes}"
+            )
+        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or poly_power < 0:
+            raise ValueError(
+                "need lr > 0, 0 <= momentum < 1, weight_decay >= 0 and poly_power >= 0; got "
+                f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, "
+                f"poly_power={poly_power}"
+            )
+        self.save_hyperparameters(ignore=["loss"])
+        self.class_names = list(class_names)
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.model = build_model(
+            arch, encoder_name, num_classes, in_channels, encoder_weights, output_stride,
+            **(model_kwargs or {}),
+        )
+        self.stride = required_stride(self.model)
+        self.loss = loss if loss is not None else CrossEntropy(ignore_index=ignore_index)
+        if not isinstance(self.loss, SegmentationLoss):
+            raise TypeError(f"loss must be a SegmentationLoss, got {type(self.loss).__name__}")
+        if self.loss.ignore_index != ignore_index:
+            rank_zero_info(
+                f"loss ignore_index {self.loss.ignore_index} replaced by the data's {ignore_index}"
+            )
+            self.loss.ignore_index = ignore_index
+        iou = MulticlassJaccardIndex(
+            num_classes, average=None, ignore_index=ignore_index, zero_division=float("nan")
+        )
+        accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=ignore_index)
+        metrics = MetricCollection({"iou": iou, "pixel_acc": accuracy})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.last_iou: dict[str, Tensor] = {}
+
+    # ---------------------------------------------------------------- forward and steps
+    def forward(self, image: Tensor) -> Tensor:
+        """Logits at the input's size; pads to the model's stride and crops back."""
+        H, W = image.shape[-2:]
+        pad_h, pad_w = -H % self.stride, -W % self.stride
+        if pad_h or pad_w:
+            image = F.pad(image, (0, pad_w, 0, pad_h))
+        return self.model(image)[..., :H, :W]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        return loss
+
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+        logits = self(batch["image"])
+        target = batch["mask"]
+        loss = self.loss(logits, target)  # also validates the labels
+        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        metrics.update(logits.argmax(1), target)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self(batch["image"]).argmax(1)
+
+    def _log_epoch(self, stage: str) -> None:
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        values = metrics.compute()  # synchronised across processes
+        metrics.reset()
+        iou = values[f"{stage}/iou"].cpu()
+        logged = {f"{stage}/mIoU": iou.nanmean(), f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
+        logged |= {f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou)}
+        self.log_dict(logged, prog_bar=False)
+        self.log(f"{stage}/mIoU", logged[f"{stage}/mIoU"], prog_bar=True)
+        self.last_iou[stage] = iou
+        if self.trainer is not None and (self.trainer.validating or self.trainer.testing):
+            rank_zero_info(format_iou_table(self.class_names, iou, f"\nPer-class IoU ({stage}):"))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def on_fit_end(self) -> None:
+        if "val" in self.last_iou:
+            rank_zero_info(
+                format_iou_table(self.class_names, self.last_iou["val"],
+                                 "\nPer-class IoU (val, last validation of the run):")
+            )
+
+    # ---------------------------------------------------------------- set-up and checks
+    def setup(self, stage: str) -> None:
+        data = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data_classes = getattr(data, "num_classes", None)
+        if data_classes is not None and data_classes != self.num_classes:
+            raise ValueError(
+                f"the model has num_classes={self.num_classes} but the data has {data_classes} "
+                "classes; set --model.num_classes to match (the CLI links it from the data)"
+            )
+        if isinstance(self.loss, InverseMedianFrequencyCrossEntropy) and (
+            self.loss.class_weights.numel() == 0
+        ):
+            counts = getattr(data, "per_image_counts", None)
+            if counts is None:
+                raise ValueError(
+                    "InverseMedianFrequencyCrossEntropy needs class statistics: give "
+                    "--model.loss.class_weights, or use a data module with per_image_counts()"
+                )
+            self.loss.set_pixel_statistics(counts())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {})
+        for key in ("arch", "encoder_name", "num_classes", "in_channels", "output_stride"):
+            if key in saved and saved[key] != self.hparams.get(key):
+                raise ValueError(
+                    f"the checkpoint was trained with {key}={saved[key]!r} but this model has "
+                    f"{key}={self.hparams.get(key)!r}; build the model with the checkpoint's "
+                    f"settings (checkpoint: arch={saved.get('arch')!r}, "
+                    f"encoder_name={saved.get('encoder_name')!r}, "
+                    f"num_classes={saved.get('num_classes')!r})"
+                )
+
+    # ---------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.SGD(
+            self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+        )
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+
+        def poly(step: int) -> float:
+            return max(0.0, 1.0 - step / total) ** hp.poly_power
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
