@@ -6,7 +6,7 @@ from torch import Tensor
 
 from lmp_lightning.losses.base import SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import (
-    _check_p,
+    check_p,
     loss_max_pooling,
     pixel_cross_entropy,
     resolve_m,
@@ -52,7 +52,7 @@ class LossMaxPooling(SegmentationLoss):
 
     def __init__(self, p: float = 1.3, m: float | int = 0.25, ignore_index: int = 255) -> None:
         super().__init__(ignore_index)
-        self.p = _check_p(p)
+        self.p = check_p(p)
         resolve_m(m, Tensor([1]))  # validates m
         self.m = m
 

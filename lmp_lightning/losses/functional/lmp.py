@@ -1,31 +1,17 @@
-"""Loss functions over tensors: the maths, apart from the ``nn.Module`` wrappers.
-
-The central piece is :func:`lmp_weights`, the closed-form solution of the loss max-pooling
-problem of Rota Bulò, Neuhold and Kontschieder, "Loss Max-Pooling for Semantic Image
-Segmentation", CVPR 2017 (Theorem 1, Section 3.2, Algorithm 1).
-"""
+"""Loss max-pooling over tensors: Rota Bulò, Neuhold and Kontschieder, "Loss Max-Pooling for
+Semantic Image Segmentation", CVPR 2017 (Eqs. 4-5, Theorem 1, Section 3.2, Algorithm 1)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = [
-    "check_logits_target",
-    "lmp_weights",
-    "loss_max_pooling",
-    "median_frequency_weights",
-    "pixel_cross_entropy",
-    "resolve_m",
-    "softmax_focal_loss",
-]
+__all__ = ["check_p", "lmp_weights", "loss_max_pooling", "resolve_m"]
 
 
-def _check_p(p: float) -> float:
+def check_p(p: float) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float)):
         raise TypeError(f"p must be a real number >= 1, got {p!r}")
     if math.isnan(p) or p < 1:
@@ -90,7 +76,7 @@ def lmp_weights(
         >>> (w * losses).sum(-1)  # p = 1: the mean of the m highest losses
         tensor([1.2500], dtype=torch.float64)
     """
-    p = _check_p(p)
+    p = check_p(p)
     if not isinstance(losses, Tensor) or not losses.is_floating_point():
         raise TypeError(
             f"losses must be a floating-point tensor, got {type(losses).__name__}"
@@ -252,124 +238,3 @@ def resolve_m(m: float | int, n: Tensor) -> Tensor:
             "pass an int for an absolute pixel count"
         )
     return (m * n_f).clamp(min=1.0).minimum(upper)
-
-
-def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
-    """Validates a segmentation ``(logits, target)`` pair and returns ``target`` as int64.
-
-    Args:
-        logits: ``(B, C, H, W)`` floating, finite class scores.
-        target: ``(B, H, W)`` integer labels in ``[0, C)`` or ``ignore_index``.
-        ignore_index: the label of pixels that take no part in the loss.
-
-    Returns:
-        ``target`` as an int64 tensor.
-
-    Raises:
-        ValueError: on shape mismatches, non-finite logits or labels out of range (the offending
-            values are named).
-        TypeError: on non-floating logits or non-integer targets.
-    """
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(
-            "logits must be a floating-point tensor of shape (B, C, H, W), got "
-            + (f"dtype {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__)
-        )
-    if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
-        raise TypeError(
-            "target must be an integer tensor of shape (B, H, W), got "
-            + (f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__)
-        )
-    if logits.ndim != 4:
-        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
-    B, C, H, W = logits.shape
-    if tuple(target.shape) != (B, H, W):
-        raise ValueError(
-            f"target must have shape (B, H, W) = {(B, H, W)} to match logits "
-            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
-        )
-    target = target.long()
-    out_of_range = (target != ignore_index) & ((target < 0) | (target >= C))
-    if bool(out_of_range.any()):
-        values = torch.unique(target[out_of_range])[:10].tolist()
-        raise ValueError(
-            f"target has labels {values} outside [0, {C}) that are not ignore_index={ignore_index}"
-        )
-    if not bool(torch.isfinite(logits).all()):
-        raise ValueError("logits contain NaN or infinite values")
-    return target
-
-
-def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Per-pixel softmax cross-entropy, flattened per image, computed in float32 or better.
-
-    Args:
-        logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
-        target: ``(B, H, W)`` int64 labels.
-        ignore_index: label of ignored pixels; their loss is 0 and their mask entry False.
-
-    Returns:
-        ``(losses, valid)``, both ``(B, H * W)``.
-    """
-    losses = F.cross_entropy(
-        logits.to(torch.promote_types(logits.dtype, torch.float32)),
-        target,
-        ignore_index=ignore_index,
-        reduction="none",
-    )
-    return losses.flatten(1), (target != ignore_index).flatten(1)
-
-
-def softmax_focal_loss(
-    logits: Tensor, target: Tensor, ignore_index: int, alpha: float = 0.25, gamma: float = 2.0
-) -> tuple[Tensor, Tensor]:
-    r"""Per-pixel softmax focal loss of Lin et al. 2017, :math:`-\alpha (1 - p_t)^\gamma \log p_t`.
-
-    Args:
-        logits: ``(B, C, H, W)`` class scores.
-        target: ``(B, H, W)`` int64 labels.
-        ignore_index: label of ignored pixels (loss 0, mask False).
-        alpha: the constant weighting factor.
-        gamma: the focusing parameter; ``gamma = 0`` is ``alpha`` times cross-entropy.
-
-    Returns:
-        ``(losses, valid)``, both ``(B, H * W)``.
-    """
-    ce, valid = pixel_cross_entropy(logits, target, ignore_index)
-    p_t = torch.exp(-ce)
-    return alpha * (1.0 - p_t).pow(gamma) * ce, valid
-
-
-def median_frequency_weights(per_image_counts: Tensor | Sequence[Sequence[int]]) -> Tensor:
-    """Class weights of median frequency balancing (Eigen and Fergus, ICCV 2015).
-
-    ``freq_c`` is the number of pixels of class ``c`` divided by the number of labelled pixels
-    of the images in which ``c`` appears; ``weight_c = median(freq) / freq_c``. Classes that
-    never appear get weight 0 and are left out of the median.
-
-    Args:
-        per_image_counts: ``(num_images, C)`` labelled pixel counts of every class in every image.
-
-    Returns:
-        ``(C,)`` float32 weights.
-
-    Raises:
-        ValueError: if the counts are not a non-negative 2-D table with at least one pixel.
-
-    Example:
-        >>> median_frequency_weights(torch.tensor([[30, 10, 0], [60, 0, 40]]))
-        tensor([0.6222, 1.6000, 1.0000])
-    """
-    counts = torch.as_tensor(per_image_counts, dtype=torch.float64)
-    if counts.ndim != 2 or bool((counts < 0).any()) or counts.sum() <= 0:
-        raise ValueError(
-            "per_image_counts must be a non-negative (num_images, num_classes) table with at least "
-            f"one pixel, got shape {tuple(counts.shape)}"
-        )
-    image_totals = counts.sum(1, keepdim=True)  # labelled pixels of every image
-    present = counts > 0
-    freq = counts.sum(0) / (image_totals * present).sum(0).clamp(min=1.0)
-    seen = present.any(0)
-    median = torch.quantile(freq[seen], 0.5)  # the mean of the middle two for an even count
-    weights = torch.where(seen, median / freq.clamp(min=1e-300), torch.zeros_like(freq))
-    return weights.float()
