@@ -1,6 +1,8 @@
 """Forward+backward time and peak memory of every loss, as ratios to plain cross-entropy.
 
 Run by hand (not a test): ``python benchmarks/bench_losses.py`` (CPU, and CUDA when available).
+A second table compares the locally adaptive loss (``lall``, kernel ``--lall-kernel``) with a
+direct ``F.unfold`` version of the same loss, written here as a reference, on ``--lall-shape``.
 Times are medians over interleaved repeats in one run; the extra peak memory of one
 forward+backward is measured in a fresh subprocess per loss on CPU (growth of the peak resident set
 size, reset through /proc/self/clear_refs, Linux only) and with
@@ -18,13 +20,58 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from lmp_lightning.losses import SegmentationLoss, build_loss, list_losses
 
 NUM_CLASSES_KW = {"imf_ce": lambda c: {"class_weights": torch.linspace(0.5, 2.0, c).tolist()}}
+UNFOLD = "lall_unfold"
+LALL_KERNEL = 7
 
 
-def make_loss(name: str, num_classes: int) -> SegmentationLoss:
+class UnfoldLocallyAdaptiveLoss(SegmentationLoss):
+    """The locally adaptive loss (``lall``, stride 1, Minkowski pooling) written directly with
+    ``F.unfold``: it holds ``kernel_size ** 2`` copies of the logits. A benchmark reference only.
+    """
+
+    def __init__(self, kernel_size: int = 5, minkowski_k: float = 3.0, ignore_index: int = 255):
+        super().__init__(ignore_index)
+        self.kernel_size, self.minkowski_k = kernel_size, minkowski_k
+
+    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = logits.shape
+        k, r = self.kernel_size, self.kernel_size // 2
+        z = logits.float()
+        std, mean = torch.std_mean(z, dim=1, correction=0, keepdim=True)
+        x = (z - mean) / (std + 1e-5)
+        labels = target.masked_fill(target == self.ignore_index, -1)
+        windows = F.unfold(x, k, padding=r).view(B, C, k * k, H * W)
+        padded = F.pad(labels[:, None].float(), (r, r, r, r), value=-1.0)
+        window_labels = F.unfold(padded, k).view(B, k * k, H * W)
+        centre = labels.flatten(1)
+        same = (window_labels == centre[:, None]) & (centre >= 0)[:, None]
+        d = torch.arange(-r, r + 1, device=logits.device).abs()
+        weight = 2.0 ** (1 - torch.maximum(d[:, None], d[None, :]).flatten())
+        f = (windows * (same * weight[:, None])[:, None]).sum(2)
+        f = f / same.sum(1, keepdim=True).clamp(min=1)
+        costs = F.cross_entropy(
+            f, target.flatten(1), ignore_index=self.ignore_index, reduction="none"
+        )
+        valid = centre >= 0
+        n = valid.sum(-1)
+        mean_k = (costs * valid).pow(self.minkowski_k).sum(-1) / n.clamp(min=1)
+        pooled = mean_k.clamp(min=1e-30).pow(1 / self.minkowski_k) * (mean_k > 0)
+        return (pooled * (n > 0)).sum() / (n > 0).sum().clamp(min=1)
+
+
+def make_loss(name: str, num_classes: int, lall_kernel: int | None = None) -> SegmentationLoss:
+    """A registered loss with its defaults, or ``lall`` / the unfold reference at a kernel."""
+    if name == UNFOLD:
+        return UnfoldLocallyAdaptiveLoss(
+            kernel_size=LALL_KERNEL if lall_kernel is None else lall_kernel
+        )
+    if name == "lall" and lall_kernel is not None:
+        return build_loss(name, kernel_size=lall_kernel)
     return build_loss(name, **NUM_CLASSES_KW.get(name, lambda c: {})(num_classes))
 
 
@@ -47,9 +94,11 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_all(names: list[str], shape: list[int], device: str, repeats: int) -> dict[str, float]:
+def time_all(
+    names: list[str], shape: list[int], device: str, repeats: int, lall_kernel: int | None = None
+) -> dict[str, float]:
     logits, target = make_inputs(shape, device)
-    losses = {name: make_loss(name, shape[1]).to(device) for name in names}
+    losses = {name: make_loss(name, shape[1], lall_kernel).to(device) for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
     for name in names:  # warm-up
         step(losses[name], logits, target)
@@ -63,10 +112,12 @@ def time_all(names: list[str], shape: list[int], device: str, repeats: int) -> d
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def peak_memory_child(name: str, shape: list[int], device: str) -> int:
+def peak_memory_child(
+    name: str, shape: list[int], device: str, lall_kernel: int | None = None
+) -> int:
     """Extra peak bytes of one forward+backward above the inputs (run in a fresh process)."""
     logits, target = make_inputs(shape, device)
-    loss = make_loss(name, shape[1]).to(device)
+    loss = make_loss(name, shape[1], lall_kernel).to(device)
     logits.grad = torch.zeros_like(logits)  # the gradient buffer is not the loss's memory
     if device == "cuda":
         torch.cuda.synchronize()
@@ -94,9 +145,10 @@ def step_keep_grad(loss: SegmentationLoss, logits: torch.Tensor, target: torch.T
     loss(logits, target).backward()
 
 
-def peak_memory(name: str, shape: list[int], device: str) -> int:
+def peak_memory(name: str, shape: list[int], device: str, lall_kernel: int | None = None) -> int:
     if device == "cuda":
-        return peak_memory_child(name, shape, device)
+        return peak_memory_child(name, shape, device, lall_kernel)
+    kernel = [] if lall_kernel is None else ["--lall-kernel", str(lall_kernel)]
     out = subprocess.run(
         [
             sys.executable,
@@ -107,6 +159,7 @@ def peak_memory(name: str, shape: list[int], device: str) -> int:
             device,
             "--shape",
             *map(str, shape),
+            *kernel,
         ],
         check=True,
         capture_output=True,
@@ -120,20 +173,41 @@ def report(
     names: list[str],
     shape: list[int],
     repeats: int,
-    measure: Callable[[str, list[int], str], int] = peak_memory,
+    measure: Callable[..., int] = peak_memory,
+    lall_kernel: int | None = None,
 ) -> None:
-    times = time_all(names, shape, device, repeats)
-    memory = {name: measure(name, shape, device) for name in names}
+    times = time_all(names, shape, device, repeats, lall_kernel)
+    memory = {name: measure(name, shape, device, lall_kernel) for name in names}
     base_t, base_m = times["ce"], memory["ce"]
-    print(f"\n### {device}: logits {tuple(shape)}, median of {repeats} forward+backward passes")
+    title = "" if lall_kernel is None else f", lall kernel_size={lall_kernel}"
+    print(
+        f"\n### {device}: logits {tuple(shape)}{title}, median of {repeats} forward+backward passes"
+    )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| loss | time (ms) | time / ce | extra peak memory (MiB) | memory / ce |")
-    print("|---|---:|---:|---:|---:|")
+    unfold = UNFOLD in names
+    extra = " time / unfold | memory / unfold |" if unfold else ""
+    print("| loss | time (ms) | time / ce | extra peak memory (MiB) | memory / ce |" + extra)
+    print("|---|---:|---:|---:|---:|" + ("---:|---:|" if unfold else ""))
     for name in names:
-        print(
+        row = (
             f"| {name} | {times[name] * 1e3:.1f} | {times[name] / base_t:.2f} | "
             f"{memory[name] / 2**20:.0f} | {memory[name] / base_m:.2f} |"
         )
+        if unfold:
+            row += f" {times[name] / times[UNFOLD]:.2f} | {memory[name] / memory[UNFOLD]:.2f} |"
+        print(row)
+
+
+def check_unfold_agrees(shape: list[int], device: str, lall_kernel: int) -> None:
+    """The unfold reference and ``lall`` give the same value on the benchmark input."""
+    logits, target = make_inputs(shape, device)
+    with torch.no_grad():
+        ours = make_loss("lall", shape[1], lall_kernel)(logits, target).item()
+        unfold = make_loss(UNFOLD, shape[1], lall_kernel)(logits, target).item()
+    print(
+        f"\nlall = {ours:.6f}, unfold reference = {unfold:.6f} (relative difference "
+        f"{abs(ours - unfold) / abs(unfold):.1e})"
+    )
 
 
 def main() -> None:
@@ -144,11 +218,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--losses", nargs="*", default=None, help="default: every registered loss")
+    parser.add_argument(
+        "--lall-kernel",
+        type=int,
+        default=None,
+        help=f"kernel_size of lall and of its unfold reference in the second table "
+        f"(default: {LALL_KERNEL}); the first table builds lall with its defaults",
+    )
+    parser.add_argument(
+        "--lall-shape", type=int, nargs=4, default=[2, 19, 384, 384], metavar=("B", "C", "H", "W")
+    )
+    parser.add_argument("--lall-repeats", type=int, default=5)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(peak_memory_child(args.child, args.shape, args.device))
+        print(peak_memory_child(args.child, args.shape, args.device, args.lall_kernel))
         return
+    lall_kernel = LALL_KERNEL if args.lall_kernel is None else args.lall_kernel
     names = args.losses or list_losses()
     names = ["ce", *[n for n in names if n != "ce"]]
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -157,6 +243,14 @@ def main() -> None:
             print("\n(no CUDA device: CUDA figures skipped)")
             continue
         report(device, names, args.shape, args.repeats)
+        check_unfold_agrees(args.lall_shape, device, lall_kernel)
+        report(
+            device,
+            ["ce", "lall", UNFOLD],
+            args.lall_shape,
+            args.lall_repeats,
+            lall_kernel=lall_kernel,
+        )
 
 
 if __name__ == "__main__":

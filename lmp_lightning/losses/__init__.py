@@ -1,4 +1,5 @@
-"""Loss plug-ins: loss max-pooling and the baselines the papers compare against.
+"""Loss plug-ins: loss max-pooling, the locally adaptive loss and the baselines the papers
+compare against.
 
 Every loss subclasses :class:`SegmentationLoss` and is registered under a short name; build one
 with :func:`build_loss` or pick it by class name on the command line.
@@ -10,12 +11,14 @@ from lmp_lightning.losses.cross_entropy import CrossEntropy
 from lmp_lightning.losses.focal import SoftmaxFocalLoss
 from lmp_lightning.losses.inverse_median_frequency import InverseMedianFrequencyCrossEntropy
 from lmp_lightning.losses.lmp import LossMaxPooling
+from lmp_lightning.losses.locally_adaptive import LocallyAdaptiveLoss
 
 __all__ = [
     "LOSSES",
     "BootstrappedCrossEntropy",
     "CrossEntropy",
     "InverseMedianFrequencyCrossEntropy",
+    "LocallyAdaptiveLoss",
     "LossMaxPooling",
     "SegmentationLoss",
     "SoftmaxFocalLoss",

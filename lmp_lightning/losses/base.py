@@ -36,7 +36,7 @@ def list_losses() -> list[str]:
 
     Example:
         >>> list_losses()
-        ['bootstrap', 'ce', 'focal', 'imf_ce', 'lmp']
+        ['bootstrap', 'ce', 'focal', 'imf_ce', 'lall', 'lmp']
     """
     return sorted(LOSSES)
 

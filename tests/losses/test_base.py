@@ -15,6 +15,7 @@ EXPECTED = {
     "bootstrap": L.BootstrappedCrossEntropy,
     "focal": L.SoftmaxFocalLoss,
     "lmp": L.LossMaxPooling,
+    "lall": L.LocallyAdaptiveLoss,
 }
 
 

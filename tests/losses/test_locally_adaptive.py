@@ -1,0 +1,277 @@
+"""The locally adaptive loss (Guo et al. 2018, Section 3) against a naive reference written here.
+
+The reference follows the specification with explicit Python loops over images, centre pixels
+and window offsets, in float64, and is differentiated by autograd through those loops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lmp_lightning.losses import LocallyAdaptiveLoss, build_loss
+from lmp_lightning.losses.functional import lmp_weights, selective_pooling
+
+IGNORE = 255
+
+
+def naive_costs(
+    logits: torch.Tensor, target: torch.Tensor, kernel_size: int, stride: int
+) -> list[list[torch.Tensor]]:
+    """Per image, the local cost L_S (Eq. 4) of every valid centre on the stride grid."""
+    z = logits.double()
+    B, C, H, W = z.shape
+    r = kernel_size // 2
+
+    def standard_score(b: int, i: int, j: int) -> torch.Tensor:
+        v = z[b, :, i, j]
+        mean = v.sum() / C
+        std = torch.sqrt(((v - mean) ** 2).sum() / C)  # population standard deviation
+        return (v - mean) / (std + 1e-5)
+
+    out = []
+    for b in range(B):
+        costs = []
+        for i in range(0, H, stride):
+            for j in range(0, W, stride):
+                y = int(target[b, i, j])
+                if y == IGNORE:
+                    continue
+                total = torch.zeros(C, dtype=torch.float64)
+                xi = 0
+                for u in range(-r, r + 1):
+                    for v in range(-r, r + 1):
+                        ii, jj = i + u, j + v
+                        if not (0 <= ii < H and 0 <= jj < W) or int(target[b, ii, jj]) != y:
+                            continue
+                        weight = 2.0 ** (1 - max(abs(u), abs(v)))
+                        total = total + weight * standard_score(b, ii, jj)
+                        xi += 1
+                f = total / xi
+                costs.append(torch.log(torch.exp(f).sum()) - f[y])
+        out.append(costs)
+    return out
+
+
+def naive_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    kernel_size: int,
+    stride: int,
+    minkowski_k: float,
+) -> torch.Tensor:
+    """Eq. (5) per image, then the mean over the images that have a centre."""
+    per_image = [
+        (torch.stack(costs) ** minkowski_k).mean() ** (1.0 / minkowski_k)
+        for costs in naive_costs(logits, target, kernel_size, stride)
+        if costs
+    ]
+    return torch.stack(per_image).mean()
+
+
+def make_batch(shape: tuple[int, ...], seed: int, ignored: float = 0.2, blocky: bool = False):
+    B, C, H, W = shape
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(B, C, H, W, generator=g, dtype=torch.float64) * 2
+    if blocky:  # regions of one label, so that windows keep many neighbours
+        coarse = torch.randint(0, C, (B, 1, (H + 2) // 3, (W + 2) // 3), generator=g)
+        target = coarse.repeat_interleave(3, -2).repeat_interleave(3, -1)[:, 0, :H, :W]
+    else:
+        target = torch.randint(0, C, (B, H, W), generator=g)
+    target[torch.rand(B, H, W, generator=g) < ignored] = IGNORE
+    return logits, target.contiguous()
+
+
+def value_and_grad(fn, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = logits.detach().clone().requires_grad_()
+    value = fn(x)
+    (grad,) = torch.autograd.grad(value, x)
+    return value.detach(), grad
+
+
+@pytest.mark.parametrize("kernel_size", [3, 5, 7])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("minkowski_k", [1.0, 3.0])
+def test_value_and_gradient_against_naive(kernel_size: int, stride: int, minkowski_k: float):
+    logits, target = make_batch((2, 3, 6, 7), seed=kernel_size + 10 * stride, blocky=stride == 2)
+    target[1, 0, :] = IGNORE  # a border row of ignored pixels
+    loss = LocallyAdaptiveLoss(kernel_size, minkowski_k, stride)
+    value, grad = value_and_grad(lambda x: loss(x, target), logits)
+    ref_value, ref_grad = value_and_grad(
+        lambda x: naive_loss(x, target, kernel_size, stride, minkowski_k), logits
+    )
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel_size", "stride"),
+    [
+        ((2, 3, 1, 1), 5, 1),  # one-pixel images
+        ((1, 4, 2, 9), 7, 1),  # the window is larger than the image's height
+        ((1, 3, 5, 5), 3, 3),  # stride 3: centres at 0 and 3
+        ((2, 3, 3, 4), 1, 1),  # kernel 1: the centre alone, f = 2 x
+    ],
+)
+def test_edge_shapes_against_naive(shape: tuple[int, ...], kernel_size: int, stride: int):
+    logits, target = make_batch(shape, seed=3, ignored=0.0)
+    if shape[0] == 2:
+        target[1, 0, 0] = IGNORE
+    loss = LocallyAdaptiveLoss(kernel_size, 3.0, stride)
+    value, grad = value_and_grad(lambda x: loss(x, target), logits)
+    ref_value, ref_grad = value_and_grad(
+        lambda x: naive_loss(x, target, kernel_size, stride, 3.0), logits
+    )
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_one_pixel_merged_vector_is_twice_the_standard_score() -> None:
+    logits = torch.tensor([1.0, 2.0, 6.0]).view(1, 3, 1, 1)
+    f, centres = selective_pooling(logits, torch.tensor([[[2]]]), kernel_size=5)
+    v = logits.flatten()
+    x = (v - v.mean()) / (v.std(correction=0) + 1e-5)
+    torch.testing.assert_close(f.flatten(), 2 * x)
+    assert centres.tolist() == [[[2]]]
+
+
+@pytest.mark.parametrize(("p", "m"), [(1.0, 0.25), (1.3, 0.5), (2.0, 3)])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_lmp_pooling_against_naive_costs(p: float, m: float | int, stride: int) -> None:
+    logits, target = make_batch((2, 3, 6, 7), seed=5)
+    target[0, 1:, :] = IGNORE  # few centres in the first image: m is clipped to their number
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        pooled = []
+        for costs in naive_costs(x, target, 5, stride):
+            if not costs:
+                continue
+            row = torch.stack(costs)[None]
+            n = row.shape[1]
+            m_img = float(min(m, n)) if isinstance(m, int) else max(1.0, m * n)
+            w = lmp_weights(row.detach(), p, m_img)  # held fixed in the gradient
+            pooled.append((w * row).sum())
+        return torch.stack(pooled).mean()
+
+    loss = LocallyAdaptiveLoss(5, stride=stride, pooling="lmp", p=p, m=m)
+    value, grad = value_and_grad(lambda x: loss(x, target), logits)
+    ref_value, ref_grad = value_and_grad(reference, logits)
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-10)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gradcheck(stride: int) -> None:
+    logits, target = make_batch((2, 3, 4, 5), seed=7)
+    logits.requires_grad_()
+    loss = LocallyAdaptiveLoss(kernel_size=3, stride=stride)
+    assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits,))
+    assert torch.autograd.gradcheck(
+        lambda x: selective_pooling(x, target, kernel_size=3, stride=stride)[0], (logits,)
+    )
+
+
+@pytest.mark.parametrize("pooling", ["minkowski", "lmp"])
+def test_no_centre_gives_zero_with_graph(pooling: str) -> None:
+    logits = torch.randn(2, 3, 5, 5, requires_grad=True)
+    target = torch.full((2, 5, 5), IGNORE)
+    target[0, 1, 1] = 2  # a valid pixel that is not on the stride-2 grid: not a centre
+    value = LocallyAdaptiveLoss(stride=2, pooling=pooling)(logits, target)  # type: ignore[arg-type]
+    assert value.item() == 0.0 and value.requires_grad
+    value.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
+
+
+def test_zero_costs_give_a_finite_gradient() -> None:
+    """(mean L^k)^(1/k) at mean 0 (the costs underflow) must not give NaN or inf."""
+    from lmp_lightning.losses.functional import minkowski_pooling
+
+    costs = torch.zeros(2, 4, requires_grad=True)
+    valid = torch.tensor([[True, True, False, False], [False] * 4])
+    value = minkowski_pooling(costs, valid, 3.0).sum()
+    (grad,) = torch.autograd.grad(value, costs)
+    assert value.item() == 0.0 and torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_logits(dtype: torch.dtype) -> None:
+    logits, target = make_batch((2, 5, 8, 8), seed=4)
+    half = logits.to(dtype).requires_grad_()
+    value = LocallyAdaptiveLoss()(half, target)
+    value.backward()
+    expected = LocallyAdaptiveLoss()(half.detach().double(), target)
+    assert value.dtype == torch.float32 and half.grad is not None and half.grad.dtype == dtype
+    assert torch.isfinite(value) and torch.isfinite(half.grad.float()).all()
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_saved_memory_is_linear_in_the_logits() -> None:
+    """At kernel 7 the graph holds about one copy of the logits, not kernel_size^2 of them."""
+    logits = torch.randn(2, 19, 32, 32, requires_grad=True)
+    target = torch.randint(0, 19, (2, 32, 32))
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        LocallyAdaptiveLoss(kernel_size=7)(logits, target)
+    storages.pop(logits.untyped_storage().data_ptr())  # the input itself costs nothing
+    assert sum(storages.values()) <= 2 * logits.nbytes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"kernel_size": 4}, ValueError, "kernel_size=4"),
+        ({"kernel_size": 0}, ValueError, "kernel_size=0"),
+        ({"kernel_size": -3}, ValueError, "kernel_size=-3"),
+        ({"kernel_size": 5.0}, TypeError, "kernel_size"),
+        ({"minkowski_k": 0.5}, ValueError, "minkowski_k=0.5"),
+        ({"minkowski_k": math.inf}, ValueError, "minkowski_k=inf"),
+        ({"minkowski_k": math.nan}, ValueError, "minkowski_k=nan"),
+        ({"stride": 0}, ValueError, "stride=0"),
+        ({"stride": True}, TypeError, "stride"),
+        ({"pooling": "max"}, ValueError, "pooling='max'"),
+        ({"p": 0.5}, ValueError, "p must be >= 1"),
+        ({"m": 1.5}, ValueError, "m=1.5"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        LocallyAdaptiveLoss(**kwargs)
+
+
+def test_built_by_name_with_defaults() -> None:
+    loss = build_loss("lall")
+    assert isinstance(loss, LocallyAdaptiveLoss)
+    assert repr(loss) == (
+        "LocallyAdaptiveLoss(kernel_size=5, stride=1, pooling='minkowski', minkowski_k=3, "
+        "ignore_index=255)"
+    )
+
+
+@pytest.mark.slow
+def test_peak_memory_at_kernel_7_is_within_4x_cross_entropy() -> None:
+    """The issue's budget on (2, 19, 384, 384), measured by the benchmark's child process."""
+    script = Path(__file__).parents[2] / "benchmarks" / "bench_losses.py"
+
+    def peak(name: str) -> int:
+        args = ["--child", name, "--device", "cpu", "--lall-kernel", "7"]
+        out = subprocess.run(
+            [sys.executable, str(script), *args, "--shape", "2", "19", "384", "384"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return int(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    assert peak("lall") <= 4 * peak("ce")
