@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench clean-venv
+.PHONY: install demo test test-slow lint bench clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lmp-seg fit --config configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -116,7 +116,12 @@ class SegmentationModule(LightningModule):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.model = build_model(
-            arch, encoder_name, num_classes, in_channels, encoder_weights, output_stride,
+            arch,
+            encoder_name,
+            num_classes,
+            in_channels,
+            encoder_weights,
+            output_stride,
             **(model_kwargs or {}),
         )
         self.stride = required_stride(self.model)
@@ -174,10 +179,10 @@ class SegmentationModule(LightningModule):
         values = metrics.compute()  # synchronised across processes
         metrics.reset()
         iou = values[f"{stage}/iou"].cpu()
-        logged = {f"{stage}/mIoU": iou.nanmean(), f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
+        self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
+        logged = {f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
         logged |= {f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou)}
-        self.log_dict(logged, prog_bar=False)
-        self.log(f"{stage}/mIoU", logged[f"{stage}/mIoU"], prog_bar=True)
+        self.log_dict(logged)
         self.last_iou[stage] = iou
         if self.trainer is not None and (self.trainer.validating or self.trainer.testing):
             rank_zero_info(format_iou_table(self.class_names, iou, f"\nPer-class IoU ({stage}):"))
@@ -191,8 +196,11 @@ class SegmentationModule(LightningModule):
     def on_fit_end(self) -> None:
         if "val" in self.last_iou:
             rank_zero_info(
-                format_iou_table(self.class_names, self.last_iou["val"],
-                                 "\nPer-class IoU (val, last validation of the run):")
+                format_iou_table(
+                    self.class_names,
+                    self.last_iou["val"],
+                    "\nPer-class IoU (val, last validation of the run):",
+                )
             )
 
     # ---------------------------------------------------------------- set-up and checks
@@ -239,4 +247,7 @@ class SegmentationModule(LightningModule):
             return max(0.0, 1.0 - step / total) ** hp.poly_power
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

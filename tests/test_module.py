@@ -23,8 +23,12 @@ class OracleWithBadBorder(nn.Module):
         logits = torch.zeros(B, self.num_classes, H, W)
         logits[:, 0] = 10.0  # class 0 everywhere, the padded border included
         h, w = self.labels.shape[-2:]
-        inside = nn.functional.one_hot(self.labels.clamp(max=self.num_classes - 1),
-                                       self.num_classes).permute(0, 3, 1, 2).float() * 20
+        inside = (
+            nn.functional.one_hot(self.labels.clamp(max=self.num_classes - 1), self.num_classes)
+            .permute(0, 3, 1, 2)
+            .float()
+            * 20
+        )
         logits[:, :, :h, :w] = inside
         return logits
 
@@ -43,8 +47,9 @@ def test_padding_to_stride_and_crop_back() -> None:
 
 
 def test_ignore_index_reaches_the_loss() -> None:
-    module = SegmentationModule("fpn", "resnet18", num_classes=3, ignore_index=7,
-                                loss=LossMaxPooling())
+    module = SegmentationModule(
+        "fpn", "resnet18", num_classes=3, ignore_index=7, loss=LossMaxPooling()
+    )
     assert module.loss.ignore_index == 7
 
 
@@ -67,8 +72,9 @@ def test_deeplab_papers_setting() -> None:
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        SegmentationModule(**{"arch": "fpn", "encoder_name": "resnet18", "num_classes": 3,
-                              **kwargs})
+        SegmentationModule(
+            **{"arch": "fpn", "encoder_name": "resnet18", "num_classes": 3, **kwargs}
+        )
 
 
 def test_poly_schedule() -> None:
@@ -90,5 +96,10 @@ def test_poly_schedule() -> None:
 def test_iou_table() -> None:
     table = format_iou_table(["road", "pole", "sign"], torch.tensor([0.5, float("nan"), 0.25]))
     rows = [line.split() for line in table.splitlines()]
-    assert rows == [["class", "IoU", "(%)"], ["road", "50.00"], ["pole", "-"], ["sign", "25.00"],
-                    ["mean", "37.50"]]
+    assert rows == [
+        ["class", "IoU", "(%)"],
+        ["road", "50.00"],
+        ["pole", "-"],
+        ["sign", "25.00"],
+        ["mean", "37.50"],
+    ]

@@ -32,7 +32,7 @@ class BootstrappedCrossEntropy(SegmentationLoss):
         tensor(2.1269)
     """
 
-    def __init__(self, k: float | int = 0.25, ignore_index: int = 255) -> None:
+    def __init__(self, k: int | float = 0.25, ignore_index: int = 255) -> None:
         super().__init__(ignore_index)
         resolve_m(k, Tensor([1]))  # validates k
         self.k = k

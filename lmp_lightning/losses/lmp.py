@@ -50,7 +50,7 @@ class LossMaxPooling(SegmentationLoss):
         1.0986
     """
 
-    def __init__(self, p: float = 1.3, m: float | int = 0.25, ignore_index: int = 255) -> None:
+    def __init__(self, p: float = 1.3, m: int | float = 0.25, ignore_index: int = 255) -> None:
         super().__init__(ignore_index)
         self.p = check_p(p)
         resolve_m(m, Tensor([1]))  # validates m

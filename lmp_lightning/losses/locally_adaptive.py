@@ -76,7 +76,7 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         ignore_index: int = 255,
         pooling: Literal["minkowski", "lmp"] = "minkowski",
         p: float = 1.3,
-        m: float | int = 0.25,
+        m: int | float = 0.25,
     ) -> None:
         super().__init__(ignore_index)
         self.kernel_size = check_kernel_size(kernel_size)

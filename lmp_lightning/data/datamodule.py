@@ -1,0 +1,222 @@
+"""The LightningDataModule: a registered data set with the papers' augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import torch
+from lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from lmp_lightning.data.base import SegmentationDataset, Split
+from lmp_lightning.data.registry import build_dataset, get_dataset_class
+from lmp_lightning.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    eval_transform,
+    train_transform,
+)
+
+__all__ = ["SegmentationDataModule", "TransformedDataset"]
+
+
+class TransformedDataset(Dataset[dict[str, Tensor]]):
+    """Applies an albumentations pipeline to a :class:`SegmentationDataset`'s samples.
+
+    Args:
+        dataset: the untransformed data set.
+        transform: a pipeline that ends in tensors (image ``(3, h, w)``, mask ``(h, w)``).
+    """
+
+    def __init__(self, dataset: SegmentationDataset, transform: A.Compose) -> None:
+        self.dataset = dataset
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        sample = self.dataset[index]
+        out = self.transform(image=sample["image"], mask=sample["mask"])
+        return {"image": out["image"], "mask": out["mask"].long()}
+
+
+def _seed_worker_transform(worker_id: int) -> None:
+    """Seeds a worker's copy of the training pipeline from the worker's torch seed.
+
+    PyTorch gives every worker ``base_seed + worker_id``, with ``base_seed`` drawn from the
+    loader's generator each epoch: augmentations differ across workers and epochs and are
+    reproducible for a given ``seed``.
+    """
+    info = get_worker_info()
+    dataset = getattr(info, "dataset", None)
+    if isinstance(dataset, TransformedDataset):
+        dataset.transform.set_random_seed(torch.initial_seed() % 2**32)
+
+
+class SegmentationDataModule(LightningDataModule):
+    """Train, validation, test and predict loaders of a registered data set.
+
+    Training samples get the papers' augmentation (random scale, pad with ``ignore_index``,
+    random crop, horizontal flip, normalisation); validation, test and predict samples are only
+    normalised and keep their full size. ``num_classes``, ``class_names`` and ``ignore_index``
+    are known right after construction, so the CLI can link them to the model.
+
+    Args:
+        dataset: a registered data set name (``synthetic``, the embedded default).
+        root: the data directory of a data set that reads files.
+        crop_size: side of the square training crop.
+        batch_size: training batch size.
+        val_batch_size: batch size of validation, test and predict (full-size images).
+        num_workers: loader worker processes.
+        pin_memory: pin loader memory (for GPU training).
+        seed: seed of the shuffling, the augmentation and a generated data set.
+        scale_range: ``(low, high)`` of the random training scale.
+        mean: per-channel normalisation mean (on [0, 1] pixel values).
+        std: per-channel normalisation standard deviation.
+        num_train_images: training images of a generated data set.
+        num_val_images: validation (and test) images of a generated data set.
+        image_size: ``(height, width)`` of a generated data set.
+
+    Raises:
+        KeyError: an unknown ``dataset`` (the message lists the valid names).
+        ValueError: a bad size or count.
+        FileNotFoundError: a data set that reads files and a ``root`` that is not a directory.
+
+    Example:
+        >>> data = SegmentationDataModule(num_train_images=4, image_size=(64, 80), crop_size=48,
+        ...                               batch_size=2)
+        >>> data.num_classes, data.ignore_index
+        (10, 255)
+        >>> data.setup("fit")
+        >>> batch = next(iter(data.train_dataloader()))
+        >>> tuple(batch["image"].shape), batch["mask"].dtype
+        ((2, 3, 48, 48), torch.int64)
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        crop_size: int = 96,
+        batch_size: int = 8,
+        val_batch_size: int = 1,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+        scale_range: tuple[float, float] = (0.5, 1.5),
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        num_train_images: int = 200,
+        num_val_images: int = 40,
+        image_size: tuple[int, int] = (128, 160),
+    ) -> None:
+        super().__init__()
+        self.dataset_class = get_dataset_class(dataset)
+        for name, value in (
+            ("crop_size", crop_size),
+            ("batch_size", batch_size),
+            ("val_batch_size", val_batch_size),
+            ("num_train_images", num_train_images),
+            ("num_val_images", num_val_images),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
+        self.save_hyperparameters()
+        self.train_transform = train_transform(
+            crop_size, scale_range, mean, std, self.ignore_index, seed=seed
+        )
+        self.eval_transform = eval_transform(mean, std)
+        self.datasets: dict[str, TransformedDataset] = {}
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the data set."""
+        return self.dataset_class.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names of the data set, in label order."""
+        return list(self.dataset_class.class_names)
+
+    @property
+    def ignore_index(self) -> int:
+        """The label of pixels without a class."""
+        return self.dataset_class.ignore_index
+
+    def _raw(self, split: Split) -> SegmentationDataset:
+        hp = self.hparams
+        count = hp.num_train_images if split == "train" else hp.num_val_images
+        return build_dataset(
+            hp.dataset,
+            split,
+            hp.root,
+            seed=hp.seed,
+            num_images=count,
+            image_size=tuple(hp.image_size),
+        )
+
+    def setup(self, stage: str) -> None:
+        splits: dict[str, Split] = {
+            "fit": "train",
+            "validate": "val",
+            "test": "test",
+            "predict": "test",
+        }
+        needed = {"train", "val"} if stage == "fit" else {splits[stage]}
+        for split in needed:
+            if split not in self.datasets:
+                transform = self.train_transform if split == "train" else self.eval_transform
+                self.datasets[split] = TransformedDataset(self._raw(split), transform)
+
+    def per_image_counts(self) -> Tensor:
+        """``(num_images, num_classes)`` labelled pixel counts of the training images.
+
+        Used by the inverse median frequency loss.
+        """
+        raw = self._raw("train")
+        counts = np.zeros((len(raw), self.num_classes), dtype=np.int64)
+        for i in range(len(raw)):
+            mask = raw[i]["mask"].ravel()
+            counts[i] = np.bincount(mask[mask != self.ignore_index], minlength=self.num_classes)
+        return torch.from_numpy(counts)
+
+    def _loader(self, split: str, **kwargs: Any) -> DataLoader[dict[str, Tensor]]:
+        hp = self.hparams
+        worker_init: Callable[[int], None] | None = (
+            _seed_worker_transform if split == "train" else None
+        )
+        return DataLoader(
+            self.datasets[split],
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            worker_init_fn=worker_init,
+            persistent_workers=False,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        generator = torch.Generator().manual_seed(self.hparams.seed)
+        return self._loader(
+            "train",
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+        )
+
+    def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return self._loader("val", batch_size=self.hparams.val_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return self._loader("test", batch_size=self.hparams.val_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
+        return self._loader("test", batch_size=self.hparams.val_batch_size, shuffle=False)

@@ -1,0 +1,193 @@
+"""End to end through the ``lmp-seg`` CLI: every shipped config, every loss by its flag, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from lightning import Trainer
+
+from lmp_lightning.cli import main
+from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.losses import LOSSES
+from lmp_lightning.module import SegmentationModule
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+
+# Small and fast on two CPU cores: few tiny images, one step.
+TINY = [
+    "--data.num_train_images=4",
+    "--data.num_val_images=2",
+    "--data.image_size=[64, 80]",
+    "--data.crop_size=64",
+    "--data.batch_size=2",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_progress_bar=false",
+]
+ONE_STEP = ["--trainer.max_steps=1", "--trainer.max_epochs=1", "--trainer.limit_val_batches=1"]
+
+
+def _checkpoints(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_shipped_config_fits_then_validates(config: Path, tmp_path: Path) -> None:
+    main(
+        ["fit", "--config", str(config), *TINY, *ONE_STEP, f"--trainer.default_root_dir={tmp_path}"]
+    )
+    checkpoints = _checkpoints(tmp_path)
+    assert checkpoints, "fit wrote no checkpoint"
+    cli = main(
+        [
+            "validate",
+            "--config",
+            str(config),
+            *TINY,
+            "--trainer.limit_val_batches=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--ckpt_path={checkpoints[0]}",
+        ]
+    )
+    miou = cli.trainer.callback_metrics["val/mIoU"]
+    assert 0.0 <= float(miou) <= 1.0
+
+
+@pytest.mark.parametrize("loss", sorted(cls.__name__ for cls in LOSSES.values()))
+def test_every_loss_by_its_flag_trains_without_nan(loss: str, tmp_path: Path) -> None:
+    cli = main(
+        [
+            "fit",
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            "--model.encoder_name=resnet18",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.loss",
+            loss,
+        ]
+    )
+    assert type(cli.model.loss).__name__ == loss
+    value = float(cli.trainer.callback_metrics["train/loss"])
+    assert math.isfinite(value) and value > 0
+
+
+def test_loss_arguments_by_flag(tmp_path: Path) -> None:
+    cli = main(
+        [
+            "fit",
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.loss",
+            "LossMaxPooling",
+            "--model.loss.p",
+            "1.7",
+            "--model.loss.m",
+            "100",
+        ]
+    )
+    assert (cli.model.loss.p, cli.model.loss.m) == (1.7, 100)
+
+
+def test_data_links_to_model(tmp_path: Path) -> None:
+    cli = main(["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    data = cli.datamodule
+    assert cli.model.num_classes == data.num_classes
+    assert cli.model.class_names == list(data.class_names)
+    assert cli.model.ignore_index == data.ignore_index == cli.model.loss.ignore_index
+
+
+def test_print_config_is_reusable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "configs/demo.yaml"),
+                "--model.loss=LossMaxPooling",
+                "--print_config",
+            ]
+        )
+    config = tmp_path / "printed.yaml"
+    config.write_text(capsys.readouterr().out)
+    assert "LossMaxPooling" in config.read_text()
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(config),
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    assert type(cli.model.loss).__name__ == "LossMaxPooling"
+
+
+def test_checkpoint_of_another_architecture(tmp_path: Path) -> None:
+    main(["fit", *TINY, *ONE_STEP, "--model.arch=fpn", f"--trainer.default_root_dir={tmp_path}"])
+    checkpoint = next(c for c in _checkpoints(tmp_path) if c.name != "last.ckpt")
+    # Through the CLI, Lightning rebuilds the model from the checkpoint's hyper-parameters.
+    cli = main(
+        [
+            "validate",
+            *TINY,
+            "--model.arch=unet",
+            f"--ckpt_path={checkpoint}",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    assert cli.model.hparams.arch == "fpn"
+    # From Python, a model of another architecture is refused with one clear message.
+    data = SegmentationDataModule(num_val_images=1, image_size=(64, 80))
+    model = SegmentationModule("unet", "resnet18", num_classes=data.num_classes)
+    trainer = Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path
+    )
+    with pytest.raises(ValueError, match="trained with arch='fpn' but this model has arch='unet'"):
+        trainer.validate(model, datamodule=data, ckpt_path=checkpoint)
+
+
+def test_unknown_loss_lists_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", *TINY, "--model.loss", "NoSuchLoss"])
+    assert "NoSuchLoss" in capsys.readouterr().err
+
+
+def test_two_process_cpu_ddp(tmp_path: Path) -> None:
+    """Lightning's own DDP on CPU (gloo), two processes, a few steps, through the real command."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lmp_lightning.cli",
+            "fit",
+            *TINY,
+            "--data.num_train_images=8",
+            "--trainer.devices=2",
+            "--trainer.strategy=ddp",
+            "--trainer.max_steps=2",
+            "--trainer.max_epochs=1",
+            "--trainer.limit_val_batches=1",
+            "--model.loss=LossMaxPooling",
+            f"--trainer.default_root_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "distributed_backend=gloo" in out.stderr + out.stdout
+    assert "All distributed processes registered" in out.stderr + out.stdout
+    checkpoint = torch.load(_checkpoints(tmp_path)[0], map_location="cpu", weights_only=False)
+    assert checkpoint["global_step"] == 2
