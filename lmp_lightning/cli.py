@@ -12,7 +12,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.module import SegmentationModule
 
-__all__ = ["SegmentationCLI", "main"]
+__all__ = ["SegmentationCLI", "main", "run_cli"]
 
 
 class SegmentationCLI(LightningCLI):
@@ -24,13 +24,18 @@ class SegmentationCLI(LightningCLI):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
 
 
-def main(args: list[str] | None = None) -> SegmentationCLI:
-    """Entry point of ``lmp-seg``; ``args`` replaces ``sys.argv[1:]`` (for tests)."""
-    return SegmentationCLI(
-        SegmentationModule,
-        SegmentationDataModule,
-        args=args,
-    )
+def run_cli(args: list[str] | None = None) -> SegmentationCLI:
+    """Runs the CLI and returns it (with its trainer, model and data module), for Python use.
+
+    Args:
+        args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
+    """
+    return SegmentationCLI(SegmentationModule, SegmentationDataModule, args=args)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``."""
+    run_cli(args)
 
 
 if __name__ == "__main__":

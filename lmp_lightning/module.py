@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchmetrics import MetricCollection
@@ -184,7 +185,10 @@ class SegmentationModule(LightningModule):
         logged |= {f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou)}
         self.log_dict(logged)
         self.last_iou[stage] = iou
-        if self.trainer is not None and (self.trainer.validating or self.trainer.testing):
+        if self._trainer is not None and self.trainer.state.fn in (
+            TrainerFn.VALIDATING,
+            TrainerFn.TESTING,
+        ):
             rank_zero_info(format_iou_table(self.class_names, iou, f"\nPer-class IoU ({stage}):"))
 
     def on_validation_epoch_end(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from lightning import Trainer
 
-from lmp_lightning.cli import main
+from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
@@ -45,7 +45,7 @@ def test_shipped_config_fits_then_validates(config: Path, tmp_path: Path) -> Non
     )
     checkpoints = _checkpoints(tmp_path)
     assert checkpoints, "fit wrote no checkpoint"
-    cli = main(
+    cli = run_cli(
         [
             "validate",
             "--config",
@@ -62,7 +62,7 @@ def test_shipped_config_fits_then_validates(config: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("loss", sorted(cls.__name__ for cls in LOSSES.values()))
 def test_every_loss_by_its_flag_trains_without_nan(loss: str, tmp_path: Path) -> None:
-    cli = main(
+    cli = run_cli(
         [
             "fit",
             *TINY,
@@ -79,7 +79,7 @@ def test_every_loss_by_its_flag_trains_without_nan(loss: str, tmp_path: Path) ->
 
 
 def test_loss_arguments_by_flag(tmp_path: Path) -> None:
-    cli = main(
+    cli = run_cli(
         [
             "fit",
             *TINY,
@@ -97,7 +97,7 @@ def test_loss_arguments_by_flag(tmp_path: Path) -> None:
 
 
 def test_data_links_to_model(tmp_path: Path) -> None:
-    cli = main(["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    cli = run_cli(["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
     data = cli.datamodule
     assert cli.model.num_classes == data.num_classes
     assert cli.model.class_names == list(data.class_names)
@@ -118,7 +118,7 @@ def test_print_config_is_reusable(tmp_path: Path, capsys: pytest.CaptureFixture[
     config = tmp_path / "printed.yaml"
     config.write_text(capsys.readouterr().out)
     assert "LossMaxPooling" in config.read_text()
-    cli = main(
+    cli = run_cli(
         [
             "fit",
             "--config",
@@ -135,7 +135,7 @@ def test_checkpoint_of_another_architecture(tmp_path: Path) -> None:
     main(["fit", *TINY, *ONE_STEP, "--model.arch=fpn", f"--trainer.default_root_dir={tmp_path}"])
     checkpoint = next(c for c in _checkpoints(tmp_path) if c.name != "last.ckpt")
     # Through the CLI, Lightning rebuilds the model from the checkpoint's hyper-parameters.
-    cli = main(
+    cli = run_cli(
         [
             "validate",
             *TINY,
