@@ -66,8 +66,10 @@ def run(args: argparse.Namespace, device: str) -> None:
             times[name].append(step(name))
     median = {name: statistics.median(t) for name, t in times.items()}
     base = median[args.losses[0]]
-    print(f"\n### {device}: {args.arch} / {args.encoder}, batch {args.batch_size} x "
-          f"{args.crop}x{args.crop}, {args.classes} classes, median of {args.repeats} steps")
+    print(
+        f"\n### {device}: {args.arch} / {args.encoder}, batch {args.batch_size} x "
+        f"{args.crop}x{args.crop}, {args.classes} classes, median of {args.repeats} steps"
+    )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(f"| loss | step (s) | images / s | step / {args.losses[0]} |")
     print("|---|---:|---:|---:|")

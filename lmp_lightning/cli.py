@@ -1,18 +1,26 @@
 """The ``lmp-seg`` command: Lightning's CLI over :class:`SegmentationModule` and the data module.
 
 ``lmp-seg fit --config configs/demo.yaml`` trains; ``--model.loss LossMaxPooling
---model.loss.p 1.3 --model.loss.m 0.25`` picks a loss by class name; ``lmp-seg validate --config
-... --ckpt_path PATH`` evaluates a checkpoint; ``--print_config`` prints a complete, reusable YAML.
+--model.loss.p 1.3 --model.loss.m 0.25`` picks a loss by class name (or by its short name,
+``--model.loss lmp``); ``lmp-seg validate --config ... --ckpt_path PATH`` evaluates a checkpoint;
+``--print_config`` prints a complete, reusable YAML.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
+
+TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
+"""Set to 1 to see the full traceback of a configuration error instead of one line."""
 
 
 class SegmentationCLI(LightningCLI):
@@ -24,18 +32,66 @@ class SegmentationCLI(LightningCLI):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
 
 
+def resolve_loss_args(args: list[str]) -> list[str]:
+    """Maps ``--model.loss <short name>`` to the class path and rejects unknown loss names.
+
+    Class names (``LossMaxPooling``), dotted class paths and JSON values pass unchanged.
+
+    Raises:
+        ValueError: an unknown loss name; the message lists the valid ones.
+
+    Example:
+        >>> resolve_loss_args(["fit", "--model.loss", "lmp", "--model.loss.p", "1.3"])
+        ['fit', '--model.loss', 'lmp_lightning.losses.LossMaxPooling', '--model.loss.p', '1.3']
+    """
+    by_class = {cls.__name__: cls for cls in LOSSES.values()}
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--model.loss" and i + 1 < len(out):
+            j, value, prefix = i + 1, out[i + 1], ""
+        elif arg.startswith("--model.loss="):
+            j, value, prefix = i, arg.split("=", 1)[1], "--model.loss="
+        else:
+            continue
+        if value in LOSSES:
+            cls = LOSSES[value]
+            out[j] = f"{prefix}lmp_lightning.losses.{cls.__name__}"
+        elif value not in by_class and "." not in value and not value.lstrip().startswith("{"):
+            valid = ", ".join(
+                f"{name} ({short})"
+                for short, name in sorted((s, c.__name__) for s, c in LOSSES.items())
+            )
+            raise ValueError(f"unknown loss {value!r} for --model.loss; valid losses: {valid}")
+    return out
+
+
 def run_cli(args: list[str] | None = None) -> SegmentationCLI:
     """Runs the CLI and returns it (with its trainer, model and data module), for Python use.
 
     Args:
         args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
     """
+    args = resolve_loss_args(sys.argv[1:] if args is None else args)
     return SegmentationCLI(SegmentationModule, SegmentationDataModule, args=args)
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``."""
-    run_cli(args)
+    """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``.
+
+    A configuration error (an unknown name, a missing directory, a mismatch between model,
+    data and checkpoint) ends the command with one line on stderr and exit status 2; set
+    ``LMP_SEG_TRACEBACK=1`` for the full traceback.
+    """
+    try:
+        run_cli(args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+            raise
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(
+            f"lmp-seg: error: {message}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr
+        )
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

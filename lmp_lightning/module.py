@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
@@ -182,7 +183,9 @@ class SegmentationModule(LightningModule):
         iou = values[f"{stage}/iou"].cpu()
         self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
         logged = {f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
-        logged |= {f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou)}
+        logged |= {
+            f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou, strict=True)
+        }
         self.log_dict(logged)
         self.last_iou[stage] = iou
         if self._trainer is not None and self.trainer.state.fn in (
@@ -240,8 +243,8 @@ class SegmentationModule(LightningModule):
                 )
 
     # ---------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+        hp: Any = self.hparams
         optimizer = torch.optim.SGD(
             self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
         )

@@ -97,7 +97,9 @@ def test_loss_arguments_by_flag(tmp_path: Path) -> None:
 
 
 def test_data_links_to_model(tmp_path: Path) -> None:
-    cli = run_cli(["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"])
+    cli = run_cli(
+        ["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"]
+    )
     data = cli.datamodule
     assert cli.model.num_classes == data.num_classes
     assert cli.model.class_names == list(data.class_names)
@@ -156,9 +158,70 @@ def test_checkpoint_of_another_architecture(tmp_path: Path) -> None:
 
 
 def test_unknown_loss_lists_valid_names(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         main(["fit", *TINY, "--model.loss", "NoSuchLoss"])
-    assert "NoSuchLoss" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown loss 'NoSuchLoss'" in err and "LossMaxPooling (lmp)" in err
+    assert "Traceback" not in err
+
+
+def test_loss_by_short_name(tmp_path: Path) -> None:
+    cli = run_cli(
+        [
+            "fit",
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.loss",
+            "bootstrap",
+            "--model.loss.k",
+            "0.1",
+        ]
+    )
+    assert type(cli.model.loss).__name__ == "BootstrappedCrossEntropy" and cli.model.loss.k == 0.1
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--model.arch=nonet", "unknown architecture 'nonet'; valid names are ["),
+        ("--model.encoder_name=resnet7", "unknown encoder 'resnet7'; valid names are ["),
+        ("--data.dataset=nodata", "unknown data set 'nodata'; valid names are ['synthetic']"),
+    ],
+)
+def test_configuration_errors_are_one_line(
+    flag: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                *TINY,
+                "--trainer.fast_dev_run=1",
+                f"--trainer.default_root_dir={tmp_path}",
+                flag,
+            ]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"lmp-seg: error: {message}" in err and "Traceback" not in err
+
+
+def test_model_and_data_disagree_on_classes(tmp_path: Path) -> None:
+    data = SegmentationDataModule(
+        num_train_images=2, num_val_images=1, image_size=(64, 80), crop_size=64, batch_size=2
+    )
+    model = SegmentationModule("fpn", "resnet18", num_classes=3)
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        fast_dev_run=1,
+        default_root_dir=tmp_path,
+    )
+    with pytest.raises(ValueError, match="the model has num_classes=3 but the data has 10"):
+        trainer.fit(model, datamodule=data)
 
 
 def test_two_process_cpu_ddp(tmp_path: Path) -> None:

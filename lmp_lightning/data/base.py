@@ -84,6 +84,10 @@ class SegmentationDataset(Dataset[dict[str, np.ndarray]], ABC):
             )
         return path
 
+    @abstractmethod
+    def __len__(self) -> int:
+        """The number of samples."""
+
     @classmethod
     @abstractmethod
     def from_split(

@@ -134,7 +134,7 @@ class SegmentationDataModule(LightningDataModule):
             crop_size, scale_range, mean, std, self.ignore_index, seed=seed
         )
         self.eval_transform = eval_transform(mean, std)
-        self.datasets: dict[str, TransformedDataset] = {}
+        self.datasets: dict[Split, TransformedDataset] = {}
 
     @property
     def num_classes(self) -> int:
@@ -151,8 +151,12 @@ class SegmentationDataModule(LightningDataModule):
         """The label of pixels without a class."""
         return self.dataset_class.ignore_index
 
+    @property
+    def _val_batch_size(self) -> int:
+        return int(self.hparams["val_batch_size"])
+
     def _raw(self, split: Split) -> SegmentationDataset:
-        hp = self.hparams
+        hp: Any = self.hparams
         count = hp.num_train_images if split == "train" else hp.num_val_images
         return build_dataset(
             hp.dataset,
@@ -170,7 +174,7 @@ class SegmentationDataModule(LightningDataModule):
             "test": "test",
             "predict": "test",
         }
-        needed = {"train", "val"} if stage == "fit" else {splits[stage]}
+        needed: set[Split] = {"train", "val"} if stage == "fit" else {splits[stage]}
         for split in needed:
             if split not in self.datasets:
                 transform = self.train_transform if split == "train" else self.eval_transform
@@ -188,8 +192,8 @@ class SegmentationDataModule(LightningDataModule):
             counts[i] = np.bincount(mask[mask != self.ignore_index], minlength=self.num_classes)
         return torch.from_numpy(counts)
 
-    def _loader(self, split: str, **kwargs: Any) -> DataLoader[dict[str, Tensor]]:
-        hp = self.hparams
+    def _loader(self, split: Split, **kwargs: Any) -> DataLoader[dict[str, Tensor]]:
+        hp: Any = self.hparams
         worker_init: Callable[[int], None] | None = (
             _seed_worker_transform if split == "train" else None
         )
@@ -203,20 +207,21 @@ class SegmentationDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        generator = torch.Generator().manual_seed(self.hparams.seed)
+        hp: Any = self.hparams
+        generator = torch.Generator().manual_seed(hp.seed)
         return self._loader(
             "train",
-            batch_size=self.hparams.batch_size,
+            batch_size=hp.batch_size,
             shuffle=True,
             drop_last=True,
             generator=generator,
         )
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        return self._loader("val", batch_size=self.hparams.val_batch_size, shuffle=False)
+        return self._loader("val", batch_size=self._val_batch_size, shuffle=False)
 
     def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        return self._loader("test", batch_size=self.hparams.val_batch_size, shuffle=False)
+        return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        return self._loader("test", batch_size=self.hparams.val_batch_size, shuffle=False)
+        return self._loader("test", batch_size=self._val_batch_size, shuffle=False)

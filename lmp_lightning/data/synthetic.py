@@ -60,8 +60,8 @@ def _rgb(rng: np.random.Generator, base: object, std: float = 15.0) -> np.ndarra
 
 def _box(shape: tuple[int, ...], y0: float, y1: float, x0: float, x1: float) -> tuple[slice, slice]:
     """The rows and columns of the box ``[y0, y1) x [x0, x1)`` clipped to an image of ``shape``."""
-    ya, yb = max(int(round(y0)), 0), min(int(round(y1)), shape[0])
-    xa, xb = max(int(round(x0)), 0), min(int(round(x1)), shape[1])
+    ya, yb = max(round(y0), 0), min(round(y1), shape[0])
+    xa, xb = max(round(x0), 0), min(round(x1), shape[1])
     return slice(ya, max(ya, yb)), slice(xa, max(xa, xb))
 
 
@@ -71,7 +71,7 @@ def _blob(
     centre: tuple[float, float],
     radii: tuple[float, float],
     cls: int,
-    rgb: np.ndarray,
+    rgb: np.ndarray | tuple[int, int, int],
     power: float = 2.0,
     wobble: np.ndarray | None = None,
 ) -> None:
@@ -206,12 +206,12 @@ def render_street_scene(
         side = rng.choice([-1.0, 1.0])
         if kind == "pole":
             x = c + side * h * rng.uniform(1.05, 1.25)
-            length, pw = f * H * rng.uniform(0.5, 0.9), 1 + int(f > 0.45) + int(f > 0.8)
-            x0 = round(x - pw / 2)
+            length, pole_w = f * H * rng.uniform(0.5, 0.9), 1 + int(f > 0.45) + int(f > 0.8)
+            x0 = round(x - pole_w / 2)
             _rect(
                 label,
                 colour,
-                _box(label.shape, yb - length, yb, x0, x0 + pw),
+                _box(label.shape, yb - length, yb, x0, x0 + pole_w),
                 POLE,
                 _rgb(rng, (110, 110, 115), 20),
             )

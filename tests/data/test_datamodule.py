@@ -7,8 +7,13 @@ from lmp_lightning.data import SegmentationDataModule, SyntheticStreetScenes, bu
 
 
 def _data(**kwargs: object) -> SegmentationDataModule:
-    defaults = {"num_train_images": 6, "num_val_images": 2, "image_size": (64, 80),
-                "crop_size": 48, "batch_size": 3}
+    defaults = {
+        "num_train_images": 6,
+        "num_val_images": 2,
+        "image_size": (64, 80),
+        "crop_size": 48,
+        "batch_size": 3,
+    }
     return SegmentationDataModule(**{**defaults, **kwargs})
 
 

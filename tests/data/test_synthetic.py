@@ -48,8 +48,13 @@ def test_images_are_not_trivially_separable() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "error"),
-    [({"num_images": 0}, ValueError), ({"height": 8}, ValueError), ({"split": "dev"}, ValueError),
-     ({"seed": -1}, ValueError), ({"width": 64.0}, TypeError)],
+    [
+        ({"num_images": 0}, ValueError),
+        ({"height": 8}, ValueError),
+        ({"split": "dev"}, ValueError),
+        ({"seed": -1}, ValueError),
+        ({"width": 64.0}, TypeError),
+    ],
 )
 def test_bad_arguments(kwargs: dict, error: type[Exception]) -> None:
     with pytest.raises(error):

@@ -9,8 +9,10 @@ from lmp_lightning.data.transforms import eval_transform, train_transform
 
 def _sample(h: int, w: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {"image": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
-            "mask": rng.integers(0, 5, (h, w)).astype(np.int64)}
+    return {
+        "image": rng.integers(0, 256, (h, w, 3), dtype=np.uint8),
+        "mask": rng.integers(0, 5, (h, w)).astype(np.int64),
+    }
 
 
 def test_train_crop_size_and_dtypes() -> None:
