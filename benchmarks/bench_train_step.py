@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--crop", type=int, default=512)
     parser.add_argument("--classes", type=int, default=19)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--losses", nargs="+", default=["ce", "lmp"])
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     args = parser.parse_args()
