@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from lmp_lightning.losses import SegmentationLoss, build_loss, list_losses
+from lmp_lightning.losses import LOSSES, SegmentationLoss, build_loss, list_losses
 
 NUM_CLASSES_KW = {"imf_ce": lambda c: {"class_weights": torch.linspace(0.5, 2.0, c).tolist()}}
 UNFOLD = "lall_unfold"
@@ -235,7 +235,8 @@ def main() -> None:
         print(peak_memory_child(args.child, args.shape, args.device, args.lall_kernel))
         return
     lall_kernel = LALL_KERNEL if args.lall_kernel is None else args.lall_kernel
-    names = args.losses or list_losses()
+    # Losses that take decoder features (center) need a model: bench_train_step.py covers them.
+    names = args.losses or [n for n in list_losses() if not LOSSES[n].needs_features]
     names = ["ce", *[n for n in names if n != "ce"]]
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     for device in devices:

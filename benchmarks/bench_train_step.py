@@ -14,7 +14,7 @@ import time
 import torch
 
 from lmp_lightning.losses import build_loss
-from lmp_lightning.models import build_model
+from lmp_lightning.module import SegmentationModule
 
 
 def main() -> None:
@@ -37,32 +37,43 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, device: str) -> None:
-    torch.manual_seed(0)
-    model = build_model(args.arch, args.encoder, args.classes).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    modules, optimizers = {}, {}
+    for name in args.losses:  # the same initial weights for every loss
+        torch.manual_seed(0)
+        module = (
+            SegmentationModule(
+                args.arch, args.encoder, num_classes=args.classes, loss=build_loss(name)
+            )
+            .to(device)
+            .train()
+        )
+        modules[name] = module
+        optimizers[name] = torch.optim.SGD(
+            module.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4
+        )
     g = torch.Generator().manual_seed(0)
     image = torch.randn(args.batch_size, 3, args.crop, args.crop, generator=g).to(device)
     target = torch.randint(0, args.classes, (args.batch_size, args.crop, args.crop), generator=g)
     target[:, :, : args.crop // 16] = 255
     target = target.to(device)
-    losses = {name: build_loss(name) for name in args.losses}
 
     def step(name: str) -> float:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
+        module, optimizer = modules[name], optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        losses[name](model(image), target).backward()
+        module.compute_loss(module(image), target).backward()
         optimizer.step()
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    for name in losses:  # warm-up
+    for name in modules:  # warm-up
         step(name)
-    times: dict[str, list[float]] = {name: [] for name in losses}
+    times: dict[str, list[float]] = {name: [] for name in modules}
     for _ in range(args.repeats):
-        for name in losses:
+        for name in modules:
             times[name].append(step(name))
     median = {name: statistics.median(t) for name, t in times.items()}
     base = median[args.losses[0]]

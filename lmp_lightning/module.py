@@ -12,7 +12,7 @@ from lightning import LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
@@ -21,6 +21,7 @@ from lmp_lightning.losses import (
     InverseMedianFrequencyCrossEntropy,
     SegmentationLoss,
 )
+from lmp_lightning.losses.functional.center import nearest_labels
 from lmp_lightning.models import build_model, required_stride
 
 __all__ = ["SegmentationModule", "format_iou_table"]
@@ -135,6 +136,15 @@ class SegmentationModule(LightningModule):
                 f"loss ignore_index {self.loss.ignore_index} replaced by the data's {ignore_index}"
             )
             self.loss.ignore_index = ignore_index
+        self._features: Tensor | None = None
+        if self.loss.needs_features:
+            head = getattr(self.model, "segmentation_head", None)
+            if head is None:
+                raise ValueError(
+                    f"{type(self.loss).__name__} needs decoder features but arch={arch!r} has no "
+                    "segmentation_head to take them from"
+                )
+            head.register_forward_pre_hook(self._keep_features)
         iou = MulticlassJaccardIndex(
             num_classes, average=None, ignore_index=ignore_index, zero_division=float("nan")
         )
@@ -153,16 +163,34 @@ class SegmentationModule(LightningModule):
             image = F.pad(image, (0, pad_w, 0, pad_h))
         return self.model(image)[..., :H, :W]
 
+    def _keep_features(self, head: nn.Module, args: tuple[Tensor, ...]) -> None:
+        """Forward pre-hook of the segmentation head: keeps the decoder features (only
+        registered for a loss with ``needs_features``)."""
+        self._features = args[0]
+
+    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """The loss of the last forward pass; hands the decoder features to a loss that needs
+        them, with the labels at the features' pixels (padding labelled ``ignore_index``)."""
+        if not self.loss.needs_features:
+            return self.loss(logits, target)
+        features, self._features = self._features, None
+        if features is None:
+            raise RuntimeError("no decoder features were kept: call forward before compute_loss")
+        H, W = target.shape[-2:]
+        padded = F.pad(target, (0, -W % self.stride, 0, -H % self.stride), value=self.ignore_index)
+        labels = nearest_labels(padded, (features.shape[-2], features.shape[-1]))
+        return self.loss(logits, target, features=features, feature_target=labels)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits = self(batch["image"])
-        loss = self.loss(logits, batch["mask"])
+        loss = self.compute_loss(logits, batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
         return loss
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
         logits = self(batch["image"])
         target = batch["mask"]
-        loss = self.loss(logits, target)  # also validates the labels
+        loss = self.compute_loss(logits, target)  # also validates the labels
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(logits.argmax(1), target)

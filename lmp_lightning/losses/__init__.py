@@ -7,6 +7,7 @@ with :func:`build_loss` or pick it by class name on the command line.
 
 from lmp_lightning.losses.base import LOSSES, SegmentationLoss, build_loss, list_losses
 from lmp_lightning.losses.bootstrap import BootstrappedCrossEntropy
+from lmp_lightning.losses.center import CenterLoss
 from lmp_lightning.losses.cross_entropy import CrossEntropy
 from lmp_lightning.losses.focal import SoftmaxFocalLoss
 from lmp_lightning.losses.inverse_median_frequency import InverseMedianFrequencyCrossEntropy
@@ -16,6 +17,7 @@ from lmp_lightning.losses.locally_adaptive import LocallyAdaptiveLoss
 __all__ = [
     "LOSSES",
     "BootstrappedCrossEntropy",
+    "CenterLoss",
     "CrossEntropy",
     "InverseMedianFrequencyCrossEntropy",
     "LocallyAdaptiveLoss",

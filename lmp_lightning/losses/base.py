@@ -36,7 +36,7 @@ def list_losses() -> list[str]:
 
     Example:
         >>> list_losses()
-        ['bootstrap', 'ce', 'focal', 'imf_ce', 'lall', 'lmp']
+        ['bootstrap', 'ce', 'center', 'focal', 'imf_ce', 'lall', 'lmp']
     """
     return sorted(LOSSES)
 
@@ -74,6 +74,9 @@ class SegmentationLoss(nn.Module, ABC):
     """
 
     name: ClassVar[str]
+    needs_features: ClassVar[bool] = False
+    """True for a loss that also takes the decoder features: ``loss(logits, target,
+    features=..., feature_target=...)``; the module then hands them over from its forward pass."""
 
     def __init__(self, ignore_index: int = 255) -> None:
         super().__init__()

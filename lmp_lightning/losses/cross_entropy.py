@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.functional.pixel import upcast
 
 __all__ = ["CrossEntropy"]
 
@@ -27,6 +28,6 @@ class CrossEntropy(SegmentationLoss):
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         total = F.cross_entropy(
-            logits.float(), target, ignore_index=self.ignore_index, reduction="sum"
+            upcast(logits), target, ignore_index=self.ignore_index, reduction="sum"
         )
         return total / (target != self.ignore_index).sum().clamp(min=1)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from lmp_lightning.losses.base import SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import median_frequency_weights
+from lmp_lightning.losses.functional.pixel import upcast
 
 __all__ = ["InverseMedianFrequencyCrossEntropy"]
 
@@ -78,9 +79,10 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
                 f"class_weights has {self.class_weights.numel()} entries but the logits have "
                 f"{num_classes} classes"
             )
-        weights = self.class_weights.to(logits.device)
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        weights = self.class_weights.to(device=logits.device, dtype=dtype)
         total = F.cross_entropy(
-            logits.float(), target, weight=weights, ignore_index=self.ignore_index, reduction="sum"
+            upcast(logits), target, weight=weights, ignore_index=self.ignore_index, reduction="sum"
         )
         valid = target != self.ignore_index
         denominator = weights[target.clamp(0, num_classes - 1)][valid].sum()

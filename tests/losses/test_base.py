@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -16,12 +17,17 @@ EXPECTED = {
     "focal": L.SoftmaxFocalLoss,
     "lmp": L.LossMaxPooling,
     "lall": L.LocallyAdaptiveLoss,
+    "center": L.CenterLoss,
 }
 
 
-def _build(name: str) -> L.SegmentationLoss:
+def _build(name: str, **extra: object) -> L.SegmentationLoss:
     kwargs = {"class_weights": [1.0, 2.0, 0.5]} if name == "imf_ce" else {}
-    return L.build_loss(name, **kwargs)
+    loss = L.build_loss(name, **kwargs, **extra)
+    if loss.needs_features:  # hand it fixed features, as SegmentationModule does
+        features = torch.linspace(-1, 1, 2 * 5 * 4 * 4).view(2, 5, 4, 4)
+        return functools.partial(loss, features=features)  # type: ignore[return-value]
+    return loss
 
 
 def test_registry_is_complete() -> None:
@@ -29,11 +35,16 @@ def test_registry_is_complete() -> None:
     for name, cls in EXPECTED.items():
         assert L.LOSSES[name] is cls
         assert issubclass(cls, L.SegmentationLoss)
-        assert type(_build(name)) is cls
+        assert (
+            type(L.build_loss(name, **({"class_weights": [1.0]} if name == "imf_ce" else {})))
+            is cls
+        )
 
 
 def test_unknown_name_lists_valid_ones() -> None:
-    with pytest.raises(KeyError, match=r"unknown loss 'dice'.*'bootstrap', 'ce', 'focal'"):
+    with pytest.raises(
+        KeyError, match=r"unknown loss 'dice'.*'bootstrap', 'ce', 'center', 'focal'"
+    ):
         L.build_loss("dice")
 
 
@@ -72,9 +83,7 @@ def test_all_ignored_gives_zero_with_graph(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_other_ignore_index(name: str) -> None:
     """ignore_index = -100 or 3 means the same thing for every loss."""
-    loss_a = type(_build(name))(
-        **({"class_weights": [1.0, 2.0, 0.5]} if name == "imf_ce" else {}), ignore_index=-100
-    )
+    loss_a = _build(name, ignore_index=-100)
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 3, 4, 4, generator=g)
     target = torch.randint(0, 3, (2, 4, 4), generator=g)

@@ -13,7 +13,20 @@ __all__ = [
     "median_frequency_weights",
     "pixel_cross_entropy",
     "softmax_focal_loss",
+    "upcast",
 ]
+
+
+def upcast(logits: Tensor) -> Tensor:
+    """``logits`` in float32 or better: fp16 and bf16 are upcast, float64 stays.
+
+    Example:
+        >>> upcast(torch.zeros(1, dtype=torch.bfloat16)).dtype
+        torch.float32
+        >>> upcast(torch.zeros(1, dtype=torch.float64)).dtype
+        torch.float64
+    """
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
 def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
@@ -74,7 +87,7 @@ def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tu
         ``(losses, valid)``, both ``(B, H * W)``.
     """
     losses = F.cross_entropy(
-        logits.to(torch.promote_types(logits.dtype, torch.float32)),
+        upcast(logits),
         target,
         ignore_index=ignore_index,
         reduction="none",
