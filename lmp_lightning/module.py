@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
+from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
@@ -153,6 +153,8 @@ class SegmentationModule(LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.last_iou: dict[str, Tensor] = {}
+        self.keep_train_predictions = False
+        """Set by callbacks that need the training predictions (performance-aware sampling)."""
 
     # ---------------------------------------------------------------- forward and steps
     def forward(self, image: Tensor) -> Tensor:
@@ -181,10 +183,12 @@ class SegmentationModule(LightningModule):
         labels = nearest_labels(padded, (features.shape[-2], features.shape[-1]))
         return self.loss(logits, target, features=features, feature_target=labels)
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> STEP_OUTPUT:
         logits = self(batch["image"])
         loss = self.compute_loss(logits, batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        if self.keep_train_predictions:  # for the training IoU tracker: no second forward
+            return {"loss": loss, "preds": logits.detach().argmax(1)}
         return loss
 
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:

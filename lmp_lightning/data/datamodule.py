@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.registry import build_dataset, get_dataset_class
@@ -135,6 +135,7 @@ class SegmentationDataModule(LightningDataModule):
         )
         self.eval_transform = eval_transform(mean, std)
         self.datasets: dict[Split, TransformedDataset] = {}
+        self._train_override: tuple[Dataset[dict[str, Tensor]], Sampler[Any]] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -180,6 +181,15 @@ class SegmentationDataModule(LightningDataModule):
                 transform = self.train_transform if split == "train" else self.eval_transform
                 self.datasets[split] = TransformedDataset(self._raw(split), transform)
 
+    def train_dataset_raw(self) -> SegmentationDataset:
+        """The untransformed training split (numpy samples), for class statistics."""
+        return self._raw("train")
+
+    def use_train_sampler(self, dataset: Dataset[dict[str, Tensor]], sampler: Sampler[Any]) -> None:
+        """Trains on ``dataset`` indexed by ``sampler`` instead of shuffled uniform crops (the
+        performance-aware sampling callback calls this)."""
+        self._train_override = (dataset, sampler)
+
     def per_image_counts(self) -> Tensor:
         """``(num_images, num_classes)`` labelled pixel counts of the training images.
 
@@ -208,13 +218,19 @@ class SegmentationDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         hp: Any = self.hparams
+        if self._train_override is not None:
+            dataset, sampler = self._train_override
+            return DataLoader(
+                dataset,
+                batch_size=hp.batch_size,
+                sampler=sampler,
+                drop_last=True,
+                num_workers=hp.num_workers,
+                pin_memory=hp.pin_memory,
+            )
         generator = torch.Generator().manual_seed(hp.seed)
         return self._loader(
-            "train",
-            batch_size=hp.batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
+            "train", batch_size=hp.batch_size, shuffle=True, drop_last=True, generator=generator
         )
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:

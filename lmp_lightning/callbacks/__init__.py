@@ -1,0 +1,5 @@
+"""Lightning callbacks."""
+
+from lmp_lightning.callbacks.performance_aware_sampling import PerformanceAwareSampling
+
+__all__ = ["PerformanceAwareSampling"]

@@ -1,0 +1,232 @@
+"""The Lightning callback that wires the training IoU tracker, the performance-aware sampler and
+the data together (Rota Bulò et al. 2017, Sections 4 and 5.1: BASE+ and LMP)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from lmp_lightning.sampling import (
+    ClassCenteredCrops,
+    ClassStatistics,
+    PerformanceAwareSampler,
+    TrainingIoUTracker,
+    class_weights_from_iou,
+)
+
+__all__ = ["PerformanceAwareSampling", "dataset_fingerprint"]
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """Identifies a data set's content for the statistics cache: the names, sizes and
+    modification times of its files when it lists them (``files()``), else its ``repr``."""
+    files = getattr(dataset, "files", None)
+    if not callable(files):
+        return repr(dataset)
+    digest = hashlib.sha256()
+    for pair in files():
+        for path in pair if isinstance(pair, (tuple, list)) else (pair,):
+            stat = os.stat(path)
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _default_cache_dir(root: str | None) -> Path:
+    """Next to the data when that folder is writable, else the user's cache folder."""
+    if root is not None and os.access(root, os.W_OK):
+        return Path(root) / ".lmp_cache"
+    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(base) / "lmp_lightning"
+
+
+class PerformanceAwareSampling(Callback):
+    """Performance-aware sampling of training crops, steered by the training IoU.
+
+    At ``fit`` start it builds (or loads from the cache) the training set's
+    :class:`~lmp_lightning.sampling.ClassStatistics` and replaces the data module's training
+    loader with a :class:`~lmp_lightning.sampling.PerformanceAwareSampler` over
+    :class:`~lmp_lightning.sampling.ClassCenteredCrops`. After every training step it feeds the
+    step's own predictions (the argmax the module already computed) to a
+    :class:`~lmp_lightning.sampling.TrainingIoUTracker`; every ``update_every_n_steps`` steps,
+    or at every epoch end when that is ``None``, the class probabilities become
+    ``g(IoU_c)`` (``1 - IoU`` or ``1 / max(IoU, floor)``) and the tracker resets or decays. It
+    logs ``sampler/p_<class>`` (class probabilities) and ``sampler/share_<class>`` (the class
+    pixel share of the crops actually drawn in the epoch). Its state (tracker, probabilities,
+    epoch) is saved in checkpoints, so a resumed run draws what an uninterrupted one draws.
+
+    Needs :class:`~lmp_lightning.data.SegmentationDataModule` and
+    :class:`~lmp_lightning.module.SegmentationModule`.
+
+    Args:
+        uniform_mix: probability that a draw is uniform over images (0.5: the paper's blend).
+        weighting: ``"one_minus_iou"`` or ``"inverse_iou"``.
+        iou_floor: the floor of ``inverse_iou``.
+        update_every_n_steps: recompute the probabilities every N training steps (``None``:
+            every epoch).
+        decay: ``None`` resets the tracker at every update; a value in ``[0, 1)`` decays it.
+        unseen: policy for classes without an IoU estimate (see ``TrainingIoUTracker``).
+        image_choice: ``"uniform"`` over the images containing the class, or ``"pixels"``.
+        points_per_class: pixels per image and class kept to centre crops on.
+        num_samples: draws per epoch (default: the number of training images).
+        shard: the sampler splits its stream across processes itself (then pass
+            ``--trainer.use_distributed_sampler false``); by default Lightning's distributed
+            sampler splits it.
+        cache_dir: where the class statistics are cached (default: ``<data root>/.lmp_cache``
+            when writable, else ``~/.cache/lmp_lightning``).
+    """
+
+    def __init__(
+        self,
+        uniform_mix: float = 0.5,
+        weighting: Literal["one_minus_iou", "inverse_iou"] = "one_minus_iou",
+        iou_floor: float = 0.05,
+        update_every_n_steps: int | None = None,
+        decay: float | None = None,
+        unseen: Literal["mean", "worst"] = "mean",
+        image_choice: Literal["uniform", "pixels"] = "uniform",
+        points_per_class: int = 64,
+        num_samples: int | None = None,
+        shard: bool = False,
+        cache_dir: str | None = None,
+    ) -> None:
+        if update_every_n_steps is not None and update_every_n_steps < 1:
+            raise ValueError(
+                f"update_every_n_steps must be None or >= 1, got {update_every_n_steps}"
+            )
+        class_weights_from_iou(torch.zeros(1), weighting, iou_floor)  # validates both
+        self.uniform_mix, self.weighting, self.iou_floor = uniform_mix, weighting, iou_floor
+        self.update_every_n_steps, self.decay, self.unseen = update_every_n_steps, decay, unseen
+        self.image_choice, self.points_per_class = image_choice, points_per_class
+        self.num_samples, self.shard, self.cache_dir = num_samples, shard, cache_dir
+        self.sampler: PerformanceAwareSampler | None = None
+        self.tracker: TrainingIoUTracker | None = None
+        self.steps = 0
+        self._pending: dict[str, Any] | None = None
+        self._drawn: torch.Tensor | None = None
+
+    # ---------------------------------------------------------------- wiring
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        data = getattr(trainer, "datamodule", None)
+        if data is None or not hasattr(data, "use_train_sampler"):
+            raise ValueError("PerformanceAwareSampling needs a SegmentationDataModule")
+        hp = data.hparams
+        raw = data.train_dataset_raw()
+        cache = Path(self.cache_dir) if self.cache_dir else _default_cache_dir(hp.root)
+        stats = ClassStatistics.cached(
+            raw,
+            data.num_classes,
+            data.ignore_index,
+            dataset_fingerprint(raw),
+            cache,
+            points_per_class=self.points_per_class,
+            seed=hp.seed,
+            progress=trainer.is_global_zero,
+        )
+        self.sampler = PerformanceAwareSampler(
+            stats,
+            self.num_samples,
+            self.uniform_mix,
+            self.image_choice,
+            seed=hp.seed,
+            rank=trainer.global_rank if self.shard else 0,
+            num_replicas=trainer.world_size if self.shard else 1,
+        )
+        crops = ClassCenteredCrops(
+            raw, stats, hp.crop_size, hp.scale_range, hp.mean, hp.std, data.ignore_index
+        )
+        data.use_train_sampler(crops, self.sampler)
+        self.class_names = list(data.class_names)
+        self.tracker = TrainingIoUTracker(
+            data.num_classes, data.ignore_index, self.decay, self.unseen
+        ).to(pl_module.device)
+        pl_module.keep_train_predictions = True  # type: ignore[assignment]
+        if self._pending is not None:
+            self._restore(self._pending)
+
+    # ---------------------------------------------------------------- training hooks
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.sampler is not None and self.tracker is not None
+        self.tracker.to(pl_module.device)
+        self.sampler.set_epoch(trainer.current_epoch)
+        self._drawn = torch.zeros(len(self.class_names), dtype=torch.float64)
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        assert self.tracker is not None and self._drawn is not None
+        preds = outputs.get("preds") if isinstance(outputs, dict) else None
+        if preds is None:
+            raise RuntimeError(
+                "PerformanceAwareSampling needs the training predictions: the "
+                "module's training_step must return {'loss', 'preds'}"
+            )
+        mask = batch["mask"]
+        self.tracker.update(preds, mask)
+        labelled = mask[mask != self.tracker.metric.ignore_index]
+        self._drawn += torch.bincount(
+            labelled.flatten().cpu(), minlength=len(self.class_names)
+        ).double()
+        self.steps += 1
+        if self.update_every_n_steps and self.steps % self.update_every_n_steps == 0:
+            self._update_probabilities(pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.update_every_n_steps is None:
+            self._update_probabilities(pl_module)
+        if self._drawn is not None and self._drawn.sum() > 0:
+            share = self._drawn / self._drawn.sum()
+            pl_module.log_dict(
+                {
+                    f"sampler/share_{n}": float(v)
+                    for n, v in zip(self.class_names, share, strict=True)
+                }
+            )
+
+    def _update_probabilities(self, pl_module: L.LightningModule) -> None:
+        assert self.sampler is not None and self.tracker is not None
+        weights = class_weights_from_iou(self.tracker.iou(), self.weighting, self.iou_floor)
+        self.sampler.set_class_probabilities(weights)
+        self.tracker.end_period()
+        pl_module.log_dict(
+            {
+                f"sampler/p_{n}": float(p)
+                for n, p in zip(self.class_names, self.sampler.class_probabilities, strict=True)
+            }
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        if self.sampler is None or self.tracker is None:
+            return dict(self._pending or {})
+        return {
+            "steps": self.steps,
+            "sampler": self.sampler.state_dict(),
+            "confmat": self.tracker.metric.confmat.detach().cpu().clone(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.sampler is None or self.tracker is None:
+            self._pending = dict(state_dict)
+        else:
+            self._restore(state_dict)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        assert self.sampler is not None and self.tracker is not None
+        self.steps = int(state["steps"])
+        self.sampler.load_state_dict(state["sampler"])
+        confmat = self.tracker.metric.confmat
+        confmat.copy_(state["confmat"].to(confmat.device, confmat.dtype))
+        self._pending = None
