@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import albumentations as A
 import cv2
 import numpy as np
+import torch
 from albumentations.pytorch import ToTensorV2
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -27,7 +28,8 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
     or a uniformly random pixel for a uniform draw (class ``-1``). The window of
     ``crop_size / s`` pixels around the centre is cut (padded with 0 and ``ignore_index`` where
     it leaves the image), resized to ``crop_size`` (the mask with nearest neighbour), flipped
-    and normalised: the same augmentation as the uniform pipeline, with the crop placed.
+    and normalised: the same augmentation as the uniform pipeline, with the crop placed. The
+    sample's ``"draw"`` entry is the ``(image, class, crop seed)`` it was made from.
 
     Args:
         dataset: the untransformed training set (``{"image", "mask"}`` numpy samples).
@@ -105,4 +107,5 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
             ]
         )(image=image, mask=mask)
         out = self.finish(image=placed["image"], mask=placed["mask"])
-        return {"image": out["image"], "mask": out["mask"].long()}
+        draw_tensor = torch.tensor([image_index, cls, crop_seed], dtype=torch.int64)
+        return {"image": out["image"], "mask": out["mask"].long(), "draw": draw_tensor}

@@ -1,0 +1,98 @@
+"""The callback end to end: resume equality, logging, and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from lightning import Trainer
+
+from lmp_lightning.callbacks import PerformanceAwareSampling
+from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.module import SegmentationModule
+from lmp_lightning.sampling import PerformanceAwareSampler
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _fit(tmp_path: Path, max_epochs: int, ckpt_path: str | None = None) -> list[tuple]:
+    """Trains a tiny model; returns every draw of the sampler as (epoch, image, class, seed)."""
+    drawn: list[tuple] = []
+    original = PerformanceAwareSampler.__iter__
+
+    def recording(self):  # type: ignore[no-untyped-def]
+        for item in original(self):
+            drawn.append((self.epoch, *item))
+            yield item
+
+    torch.manual_seed(0)
+    data = SegmentationDataModule(
+        num_train_images=8, num_val_images=1, image_size=(64, 80), crop_size=32, batch_size=4
+    )
+    model = SegmentationModule(
+        "fpn", "resnet18", num_classes=data.num_classes, class_names=data.class_names, lr=0.05
+    )
+    callback = PerformanceAwareSampling(cache_dir=str(tmp_path / "cache"))
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+        deterministic=True,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+    )
+    PerformanceAwareSampler.__iter__ = recording  # type: ignore[method-assign]
+    try:
+        trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    finally:
+        PerformanceAwareSampler.__iter__ = original  # type: ignore[method-assign]
+    trainer.save_checkpoint(tmp_path / f"after-{max_epochs}.ckpt")
+    return drawn
+
+
+def test_resumed_run_draws_what_an_uninterrupted_run_draws(tmp_path: Path) -> None:
+    straight = _fit(tmp_path / "a", max_epochs=3)
+    first = _fit(tmp_path / "b", max_epochs=2)
+    resumed = _fit(tmp_path / "b", max_epochs=3, ckpt_path=str(tmp_path / "b/after-2.ckpt"))
+    assert [d for d in straight if d[0] < 2] == first
+    assert [d for d in straight if d[0] == 2] == resumed
+    assert len(resumed) == 8
+    state = torch.load(tmp_path / "b/after-3.ckpt", weights_only=False)["callbacks"]
+    (saved,) = [v for k, v in state.items() if "PerformanceAwareSampling" in k]
+    probabilities = saved["sampler"]["class_probabilities"]
+    assert probabilities.sum().item() == pytest.approx(1.0)
+    assert not torch.allclose(probabilities, torch.full_like(probabilities, 0.1))  # steered
+
+
+@pytest.mark.parametrize("shard", [False, True], ids=["lightning-splits", "sampler-shards"])
+def test_two_process_ddp(tmp_path: Path, shard: bool) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("ddp_sampling_script.py")),
+            str(tmp_path),
+            str(int(shard)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for epoch in ("0", "1"):
+        seeds = [{tuple(d) for d in rank["draws"][epoch]} for rank in ranks]
+        assert seeds[0] and seeds[1] and not seeds[0] & seeds[1]  # disjoint shares
+    assert ranks[0]["probabilities"] == ranks[1]["probabilities"]  # the same on every rank
+    assert ranks[0]["probabilities"] != [0.1] * 10  # and steered by the training IoU
