@@ -78,7 +78,8 @@ class PerformanceAwareSampling(Callback):
             ``--trainer.use_distributed_sampler false``); by default Lightning's distributed
             sampler splits it.
         cache_dir: where the class statistics are cached (default: ``<data root>/.lmp_cache``
-            when writable, else ``~/.cache/lmp_lightning``).
+            when writable, else ``~/.cache/lmp_lightning``; generated data sets such as
+            ``synthetic`` are not cached unless a directory is given).
     """
 
     def __init__(
@@ -119,17 +120,19 @@ class PerformanceAwareSampling(Callback):
             raise ValueError("PerformanceAwareSampling needs a SegmentationDataModule")
         hp = data.hparams
         raw = data.train_dataset_raw()
-        cache = Path(self.cache_dir) if self.cache_dir else _default_cache_dir(hp.root)
-        stats = ClassStatistics.cached(
-            raw,
-            data.num_classes,
-            data.ignore_index,
-            dataset_fingerprint(raw),
-            cache,
-            points_per_class=self.points_per_class,
-            seed=hp.seed,
-            progress=trainer.is_global_zero,
-        )
+        options: dict[str, Any] = {
+            "points_per_class": self.points_per_class,
+            "seed": hp.seed,
+            "progress": trainer.is_global_zero,
+        }
+        if self.cache_dir is None and not callable(getattr(raw, "files", None)):
+            # Generated data has no folder to cache next to, and rebuilding it is cheap.
+            stats = ClassStatistics.build(raw, data.num_classes, data.ignore_index, **options)
+        else:
+            cache = Path(self.cache_dir) if self.cache_dir else _default_cache_dir(hp.root)
+            stats = ClassStatistics.cached(
+                raw, data.num_classes, data.ignore_index, dataset_fingerprint(raw), cache, **options
+            )
         self.sampler = PerformanceAwareSampler(
             stats,
             self.num_samples,
