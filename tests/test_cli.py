@@ -187,7 +187,7 @@ def test_loss_by_short_name(tmp_path: Path) -> None:
     [
         ("--model.arch=nonet", "unknown architecture 'nonet'; valid names are ["),
         ("--model.encoder_name=resnet7", "unknown encoder 'resnet7'; valid names are ["),
-        ("--data.dataset=nodata", "unknown data set 'nodata'; valid names are ['synthetic']"),
+        ("--data.dataset=nodata", "unknown data set 'nodata'; valid names are ['camvid', "),
     ],
 )
 def test_configuration_errors_are_one_line(

@@ -3,9 +3,6 @@ the data together (Rota Bulò et al. 2017, Sections 4 and 5.1: BASE+ and LMP).""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -14,35 +11,12 @@ from lightning.pytorch.callbacks import Callback
 
 from lmp_lightning.sampling import (
     ClassCenteredCrops,
-    ClassStatistics,
     PerformanceAwareSampler,
     TrainingIoUTracker,
     class_weights_from_iou,
 )
 
-__all__ = ["PerformanceAwareSampling", "dataset_fingerprint"]
-
-
-def dataset_fingerprint(dataset: Any) -> str:
-    """Identifies a data set's content for the statistics cache: the names, sizes and
-    modification times of its files when it lists them (``files()``), else its ``repr``."""
-    files = getattr(dataset, "files", None)
-    if not callable(files):
-        return repr(dataset)
-    digest = hashlib.sha256()
-    for pair in files():
-        for path in pair if isinstance(pair, (tuple, list)) else (pair,):
-            stat = os.stat(path)
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
-def _default_cache_dir(root: str | None) -> Path:
-    """Next to the data when that folder is writable, else the user's cache folder."""
-    if root is not None and os.access(root, os.W_OK):
-        return Path(root) / ".lmp_cache"
-    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(base) / "lmp_lightning"
+__all__ = ["PerformanceAwareSampling"]
 
 
 class PerformanceAwareSampling(Callback):
@@ -108,6 +82,7 @@ class PerformanceAwareSampling(Callback):
         self.sampler: PerformanceAwareSampler | None = None
         self.tracker: TrainingIoUTracker | None = None
         self.steps = 0
+        self.epoch_draws = 0  # stream draws consumed in the current epoch, over all processes
         self._pending: dict[str, Any] | None = None
         self._drawn: torch.Tensor | None = None
 
@@ -120,19 +95,11 @@ class PerformanceAwareSampling(Callback):
             raise ValueError("PerformanceAwareSampling needs a SegmentationDataModule")
         hp = data.hparams
         raw = data.train_dataset_raw()
-        options: dict[str, Any] = {
-            "points_per_class": self.points_per_class,
-            "seed": hp.seed,
-            "progress": trainer.is_global_zero,
-        }
-        if self.cache_dir is None and not callable(getattr(raw, "files", None)):
-            # Generated data has no folder to cache next to, and rebuilding it is cheap.
-            stats = ClassStatistics.build(raw, data.num_classes, data.ignore_index, **options)
-        else:
-            cache = Path(self.cache_dir) if self.cache_dir else _default_cache_dir(hp.root)
-            stats = ClassStatistics.cached(
-                raw, data.num_classes, data.ignore_index, dataset_fingerprint(raw), cache, **options
-            )
+        stats = data.class_statistics(
+            points_per_class=self.points_per_class,
+            cache_dir=self.cache_dir,
+            progress=trainer.is_global_zero,
+        )
         self.sampler = PerformanceAwareSampler(
             stats,
             self.num_samples,
@@ -158,7 +125,7 @@ class PerformanceAwareSampling(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         assert self.sampler is not None and self.tracker is not None
         self.tracker.to(pl_module.device)
-        self.sampler.set_epoch(trainer.current_epoch)
+        self.epoch_draws = 0
         self._drawn = torch.zeros(len(self.class_names), dtype=torch.float64)
 
     def on_train_batch_end(
@@ -169,7 +136,9 @@ class PerformanceAwareSampling(Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        assert self.tracker is not None and self._drawn is not None
+        assert self.tracker is not None
+        if self._drawn is None:  # resumed mid-epoch: on_train_epoch_start did not run
+            self._drawn = torch.zeros(len(self.class_names), dtype=torch.float64)
         preds = outputs.get("preds") if isinstance(outputs, dict) else None
         if preds is None:
             raise RuntimeError(
@@ -183,6 +152,8 @@ class PerformanceAwareSampling(Callback):
             labelled.flatten().cpu(), minlength=len(self.class_names)
         ).double()
         self.steps += 1
+        finished = batch_idx + 1 >= trainer.num_training_batches  # a resume starts a new epoch
+        self.epoch_draws = 0 if finished else (batch_idx + 1) * mask.shape[0] * trainer.world_size
         if self.update_every_n_steps and self.steps % self.update_every_n_steps == 0:
             self._update_probabilities(pl_module)
 
@@ -216,6 +187,7 @@ class PerformanceAwareSampling(Callback):
             return dict(self._pending or {})
         return {
             "steps": self.steps,
+            "epoch_draws": self.epoch_draws,
             "sampler": self.sampler.state_dict(),
             "confmat": self.tracker.metric.confmat.detach().cpu().clone(),
         }
@@ -230,6 +202,9 @@ class PerformanceAwareSampling(Callback):
         assert self.sampler is not None and self.tracker is not None
         self.steps = int(state["steps"])
         self.sampler.load_state_dict(state["sampler"])
+        self.epoch_draws = int(state.get("epoch_draws", 0))
+        if self.epoch_draws:  # resumed mid-epoch: continue the epoch's stream where it stopped
+            self.sampler.skip_next(self.epoch_draws)
         confmat = self.tracker.metric.confmat
         confmat.copy_(state["confmat"].to(confmat.device, confmat.dtype))
         self._pending = None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import albumentations as A
-import numpy as np
 import torch
 from lightning import LightningDataModule
 from torch import Tensor
@@ -14,6 +13,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.registry import build_dataset, get_dataset_class
+
+if TYPE_CHECKING:
+    from lmp_lightning.sampling.class_statistics import ClassStatistics
+
 from lmp_lightning.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -130,27 +133,39 @@ class SegmentationDataModule(LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
         self.save_hyperparameters()
+        self._label_dataset: SegmentationDataset | None = None
         self.train_transform = train_transform(
             crop_size, scale_range, mean, std, self.ignore_index, seed=seed
         )
         self.eval_transform = eval_transform(mean, std)
         self.datasets: dict[Split, TransformedDataset] = {}
+        self._statistics: dict[tuple[int, str | None], ClassStatistics] = {}
         self._train_override: tuple[Dataset[dict[str, Tensor]], Sampler[Any]] | None = None
+
+    @property
+    def _label_space(self) -> type[SegmentationDataset] | SegmentationDataset:
+        """The data set class when it declares its label space, else (a data set whose classes
+        are read from its files, like ``folder``) its training split, built once."""
+        if hasattr(self.dataset_class, "class_names"):
+            return self.dataset_class
+        if self._label_dataset is None:
+            self._label_dataset = self._raw("train")
+        return self._label_dataset
 
     @property
     def num_classes(self) -> int:
         """Number of classes of the data set."""
-        return self.dataset_class.num_classes
+        return self._label_space.num_classes
 
     @property
     def class_names(self) -> list[str]:
         """Class names of the data set, in label order."""
-        return list(self.dataset_class.class_names)
+        return list(self._label_space.class_names)
 
     @property
     def ignore_index(self) -> int:
         """The label of pixels without a class."""
-        return self.dataset_class.ignore_index
+        return self._label_space.ignore_index
 
     @property
     def _val_batch_size(self) -> int:
@@ -190,17 +205,37 @@ class SegmentationDataModule(LightningDataModule):
         performance-aware sampling callback calls this)."""
         self._train_override = (dataset, sampler)
 
-    def per_image_counts(self) -> Tensor:
-        """``(num_images, num_classes)`` labelled pixel counts of the training images.
+    def class_statistics(
+        self,
+        points_per_class: int = 64,
+        cache_dir: str | None = None,
+        num_workers: int | None = None,
+        progress: bool = True,
+    ) -> ClassStatistics:
+        """Class statistics of the training split, built once and cached next to the data
+        (``lmp_lightning.sampling.ClassStatistics.for_dataset``)."""
+        from lmp_lightning.sampling.class_statistics import ClassStatistics
 
-        Used by the inverse median frequency loss.
-        """
-        raw = self._raw("train")
-        counts = np.zeros((len(raw), self.num_classes), dtype=np.int64)
-        for i in range(len(raw)):
-            mask = raw[i]["mask"].ravel()
-            counts[i] = np.bincount(mask[mask != self.ignore_index], minlength=self.num_classes)
-        return torch.from_numpy(counts)
+        hp: Any = self.hparams
+        key = (points_per_class, cache_dir)
+        if key not in self._statistics:
+            self._statistics[key] = ClassStatistics.for_dataset(
+                self.train_dataset_raw(),
+                self.num_classes,
+                self.ignore_index,
+                root=hp.root,
+                cache_dir=cache_dir,
+                points_per_class=points_per_class,
+                seed=hp.seed,
+                num_workers=hp.num_workers if num_workers is None else num_workers,
+                progress=progress,
+            )
+        return self._statistics[key]
+
+    def per_image_counts(self) -> Tensor:
+        """``(num_images, num_classes)`` labelled pixel counts of the training images (from the
+        class statistics), used by the inverse median frequency loss."""
+        return self.class_statistics().pixel_counts
 
     def _loader(self, split: Split, **kwargs: Any) -> DataLoader[dict[str, Tensor]]:
         hp: Any = self.hparams

@@ -40,7 +40,7 @@ def list_datasets() -> list[str]:
 
     Example:
         >>> list_datasets()
-        ['synthetic']
+        ['camvid', 'cityscapes', 'folder', 'synthetic', 'voc']
     """
     return sorted(DATASETS)
 

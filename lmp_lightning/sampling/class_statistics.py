@@ -7,6 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["ClassStatistics"]
+__all__ = ["ClassStatistics", "dataset_fingerprint"]
 
 _FORMAT = 1  # bumped when the cached layout changes
 
@@ -53,6 +54,28 @@ class _ImageStats(Dataset[tuple[np.ndarray, np.ndarray]]):
                 chosen, mask.shape[1]
             )
         return counts, points
+
+
+def dataset_fingerprint(dataset: Any) -> str:
+    """Identifies a data set's content for the statistics cache: the names, sizes and
+    modification times of its files when it lists them (``files()``), else its ``repr``."""
+    files = getattr(dataset, "files", None)
+    if not callable(files):
+        return repr(dataset)
+    digest = hashlib.sha256()
+    for pair in files():
+        for path in pair if isinstance(pair, (tuple, list)) else (pair,):
+            stat = os.stat(path)
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _default_cache_dir(root: str | Path | None) -> Path:
+    """Next to the data when that folder is writable, else the user's cache folder."""
+    if root is not None and os.access(root, os.W_OK):
+        return Path(root) / ".lmp_cache"
+    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
+    return Path(base) / "lmp_lightning"
 
 
 @dataclass
@@ -178,3 +201,26 @@ class ClassStatistics:
         except OSError:
             pass
         return stats
+
+    @classmethod
+    def for_dataset(
+        cls,
+        dataset: Dataset,
+        num_classes: int,
+        ignore_index: int,
+        root: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        **options: Any,
+    ) -> ClassStatistics:
+        """The statistics of a data set, cached when it reads files.
+
+        A data set that lists its files (``files()``) is cached in ``cache_dir``, by default
+        ``<root>/.lmp_cache`` when writable, else ``~/.cache/lmp_lightning``; a generated data
+        set is rebuilt (cheap) unless ``cache_dir`` is given. ``options`` go to :meth:`build`.
+        """
+        if cache_dir is None and not callable(getattr(dataset, "files", None)):
+            return cls.build(dataset, num_classes, ignore_index, **options)
+        cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir(root)
+        return cls.cached(
+            dataset, num_classes, ignore_index, dataset_fingerprint(dataset), cache, **options
+        )

@@ -23,22 +23,24 @@ __all__ = ["ClassCenteredCrops"]
 class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
     """Crops of ``(image index, class, crop seed)`` draws of :class:`PerformanceAwareSampler`.
 
-    From the crop seed: a scale ``s`` uniform in ``scale_range``, a horizontal flip with
-    probability 1/2, and the centre: one of the stored pixels of the class (``stats.points``),
-    or a uniformly random pixel for a uniform draw (class ``-1``). The window of
-    ``crop_size / s`` pixels around the centre is cut (padded with 0 and ``ignore_index`` where
-    it leaves the image), resized to ``crop_size`` (the mask with nearest neighbour), flipped
-    and normalised: the same augmentation as the uniform pipeline, with the crop placed. The
+        From the crop seed: a scale ``s`` uniform in ``scale_range``, a horizontal flip with
+        probability 1/2, and the window of ``crop_size / s`` pixels: centred on one of the stored
+        pixels of the class (``stats.points``), shifted only as far as needed to stay inside an
+        image that is larger than the window (the pixel stays inside), or placed uniformly for a
+        uniform draw (class ``-1``). Where the window is larger than the image it is padded with 0
+        and ``ignore_index``. The window is resized to ``crop_size`` (the mask with nearest
+        neighbour), flipped and normalised: the uniform pipeline's augmentation (random scale, pad,
+        crop, flip) with the crop placed. The
     sample's ``"draw"`` entry is the ``(image, class, crop seed)`` it was made from.
 
-    Args:
-        dataset: the untransformed training set (``{"image", "mask"}`` numpy samples).
-        stats: its :class:`ClassStatistics`.
-        crop_size: ``(height, width)`` of the crops.
-        scale_range: ``(low, high)`` of the random scale.
-        mean: normalisation mean.
-        std: normalisation standard deviation.
-        ignore_index: the mask value of padding.
+        Args:
+            dataset: the untransformed training set (``{"image", "mask"}`` numpy samples).
+            stats: its :class:`ClassStatistics`.
+            crop_size: ``(height, width)`` of the crops.
+            scale_range: ``(low, high)`` of the random scale.
+            mean: normalisation mean.
+            std: normalisation standard deviation.
+            ignore_index: the mask value of padding.
     """
 
     def __init__(
@@ -62,17 +64,26 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
         return self.stats.num_images
 
     def centre(
-        self, image_index: int, cls: int, rng: np.random.Generator, shape: tuple[int, int]
-    ) -> tuple[int, int]:
-        """The crop's centre pixel ``(row, column)``."""
+        self, image_index: int, cls: int, rng: np.random.Generator
+    ) -> tuple[int, int] | None:
+        """The pixel ``(row, column)`` the crop is placed on; ``None`` for a uniform draw."""
         if cls == NO_CLASS:
-            return int(rng.integers(shape[0])), int(rng.integers(shape[1]))
+            return None
         points = self.stats.points[image_index, cls]
         points = points[points[:, 0] >= 0]
         if len(points) == 0:
             raise ValueError(f"image {image_index} has no stored pixel of class {cls}")
         row, col = points[int(rng.integers(len(points)))].tolist()
         return int(row), int(col)
+
+    @staticmethod
+    def _start(size: int, window: int, at: int | None, rng: np.random.Generator) -> int:
+        """First row (column) of a window: centred on ``at`` but shifted to waste no window on
+        padding that the image could fill; uniformly placed when ``at`` is None."""
+        low, high = min(0, size - window), max(0, size - window)
+        if at is None:
+            return int(rng.integers(low, high + 1))
+        return int(np.clip(at - window // 2, low, high))
 
     def __getitem__(self, draw: tuple[int, int, int]) -> dict[str, Tensor]:
         image_index, cls, crop_seed = draw
@@ -81,11 +92,12 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
         rng = np.random.default_rng(crop_seed)
         scale = rng.uniform(*self.scale_range)
         flip = bool(rng.random() < 0.5)
-        row, col = self.centre(image_index, cls, rng, mask.shape)
+        point = self.centre(image_index, cls, rng)
         win_h = max(1, round(self.crop_h / scale))
         win_w = max(1, round(self.crop_w / scale))
-        top, left = row - win_h // 2, col - win_w // 2
         H, W = mask.shape
+        top = self._start(H, win_h, None if point is None else point[0], rng)
+        left = self._start(W, win_w, None if point is None else point[1], rng)
         pad = (max(0, -left), max(0, -top), max(0, left + win_w - W), max(0, top + win_h - H))
         x0, y0 = left + pad[0], top + pad[1]
         placed = A.Compose(

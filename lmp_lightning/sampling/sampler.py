@@ -101,6 +101,7 @@ class PerformanceAwareSampler(Sampler[tuple[int, int, int]]):
         self.image_choice = image_choice
         self.seed, self.rank, self.num_replicas = int(seed), int(rank), int(num_replicas)
         self.epoch = 0
+        self._skip = 0
         counts = stats.pixel_counts.double()
         self.present = counts.sum(0) > 0  # classes with pixels in the training set
         table = counts if image_choice == "pixels" else (counts > 0).double()
@@ -110,6 +111,11 @@ class PerformanceAwareSampler(Sampler[tuple[int, int, int]]):
     def set_epoch(self, epoch: int) -> None:
         """Selects the stream of ``epoch``."""
         self.epoch = int(epoch)
+
+    def skip_next(self, draws: int) -> None:
+        """Makes the next iteration skip the first ``draws`` draws of the stream (all ranks),
+        for a run resumed in the middle of an epoch; later iterations start at the beginning."""
+        self._skip = int(draws)
 
     def set_class_probabilities(self, weights: Tensor) -> None:
         """Sets the class distribution, in proportion to ``weights``; classes without pixels get
@@ -131,6 +137,7 @@ class PerformanceAwareSampler(Sampler[tuple[int, int, int]]):
                 np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0] >> 1
             )
         )
+        skip, self._skip = self._skip, 0
         for k in range(self.num_samples):
             # Every draw consumes the generator alike on every rank: the stream is shared.
             uniform = float(torch.rand((), generator=g)) < self.uniform_mix
@@ -139,7 +146,7 @@ class PerformanceAwareSampler(Sampler[tuple[int, int, int]]):
             image_u = int(torch.randint(self.stats.num_images, (), generator=g))
             image_c = int(torch.multinomial(candidates, 1, generator=g))
             crop_seed = int(torch.randint(2**62, (), generator=g))
-            if k % self.num_replicas != self.rank:
+            if k < skip or k % self.num_replicas != self.rank:
                 continue
             yield (image_u, NO_CLASS, crop_seed) if uniform else (image_c, c, crop_seed)
 

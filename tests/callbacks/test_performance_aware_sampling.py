@@ -20,7 +20,9 @@ from lmp_lightning.sampling import PerformanceAwareSampler
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _fit(tmp_path: Path, max_epochs: int, ckpt_path: str | None = None) -> list[tuple]:
+def _fit(
+    tmp_path: Path, max_epochs: int, ckpt_path: str | None = None, extra: list | None = None
+) -> list[tuple]:
     """Trains a tiny model; returns every draw of the sampler as (epoch, image, class, seed)."""
     drawn: list[tuple] = []
     original = PerformanceAwareSampler.__iter__
@@ -45,7 +47,7 @@ def _fit(tmp_path: Path, max_epochs: int, ckpt_path: str | None = None) -> list[
         enable_progress_bar=False,
         enable_model_summary=False,
         default_root_dir=tmp_path,
-        callbacks=[callback],
+        callbacks=[callback, *(extra or [])],
         deterministic=True,
         limit_val_batches=1,
         num_sanity_val_steps=0,
@@ -96,3 +98,14 @@ def test_two_process_ddp(tmp_path: Path, shard: bool) -> None:
         assert seeds[0] and seeds[1] and not seeds[0] & seeds[1]  # disjoint shares
     assert ranks[0]["probabilities"] == ranks[1]["probabilities"]  # the same on every rank
     assert ranks[0]["probabilities"] != [0.1] * 10  # and steered by the training IoU
+
+
+def test_resumed_mid_epoch_continues_the_stream(tmp_path: Path) -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    straight = _fit(tmp_path / "a", max_epochs=2)
+    every_step = ModelCheckpoint(dirpath=tmp_path / "steps", every_n_train_steps=1, save_top_k=-1)
+    _fit(tmp_path / "b", max_epochs=1, extra=[every_step])
+    (middle,) = [p for p in (tmp_path / "steps").iterdir() if "step=1" in p.name]  # 1 of 2 batches
+    resumed = _fit(tmp_path / "c", max_epochs=2, ckpt_path=str(middle))
+    assert resumed == straight[4:]  # the rest of epoch 0, then epoch 1
