@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import segmentation_models_pytorch as smp
 import timm
+import torch
+from huggingface_hub import constants
+from huggingface_hub.errors import LocalEntryNotFoundError
+from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 __all__ = ["build_model", "list_architectures", "list_encoders", "required_stride"]
@@ -49,8 +58,10 @@ def build_model(
         encoder_name: an encoder of :func:`list_encoders`, or ``tu-<timm model name>``.
         num_classes: number of output classes.
         in_channels: number of input channels.
-        encoder_weights: pretrained encoder weights passed to segmentation_models_pytorch
-            (``None``, the default, downloads nothing).
+        encoder_weights: pretrained encoder weights: a name passed to
+            segmentation_models_pytorch (``"imagenet"``, ...; taken from the local cache when
+            there, else downloaded), a local ``.pth``/``.pt``/``.safetensors`` file of encoder
+            weights, or ``None`` (the default, nothing is downloaded).
         output_stride: 8 or 16 for ``deeplabv3`` / ``deeplabv3plus`` (atrous encoder); the
             papers' DeepLab setting is ``deeplabv3`` with ``resnet101`` and output stride 8.
         **model_kwargs: further arguments of the architecture's class.
@@ -59,8 +70,9 @@ def build_model(
         The model; its ``forward`` maps ``(B, in_channels, H, W)`` to ``(B, num_classes, H, W)``.
 
     Raises:
-        ValueError: an unknown architecture or encoder (the message lists the valid names), or
-            an ``output_stride`` the architecture does not take.
+        ValueError: an unknown architecture or encoder (the message lists the valid names), an
+            ``output_stride`` the architecture does not take, named weights that are neither
+            cached nor reachable (offline), or a weights file of another encoder.
 
     Example:
         >>> model = build_model("fpn", "resnet18", num_classes=5)
@@ -89,14 +101,74 @@ def build_model(
         if output_stride not in (8, 16):
             raise ValueError(f"output_stride must be 8 or 16, got {output_stride}")
         model_kwargs["encoder_output_stride"] = output_stride
-    return smp.create_model(
-        name,
-        encoder_name=encoder_name,
-        encoder_weights=encoder_weights,
-        in_channels=in_channels,
-        classes=num_classes,
-        **model_kwargs,
-    )
+
+    def create(weights: str | None) -> nn.Module:
+        return smp.create_model(
+            name,
+            encoder_name=encoder_name,
+            encoder_weights=weights,
+            in_channels=in_channels,
+            classes=num_classes,
+            **model_kwargs,
+        )
+
+    if encoder_weights is None:
+        return create(None)
+    if Path(encoder_weights).expanduser().is_file():
+        model = create(None)
+        _load_encoder_file(model, Path(encoder_weights).expanduser(), encoder_name)
+        return model
+    try:  # weights already in the local cache: no network needed
+        with _hub_offline():
+            return create(encoder_weights)
+    except (OSError, LocalEntryNotFoundError):
+        pass
+    if not _hub_reachable():
+        raise ValueError(
+            f"pretrained encoder weights {encoder_weights!r} of {encoder_name!r} are not in the "
+            f"local cache and {constants.ENDPOINT} cannot be reached (offline?); download them "
+            "once with network access, or pass a local file of encoder weights "
+            "(--model.encoder_weights /path/to/encoder.pth), or use null"
+        )
+    return create(encoder_weights)
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Hugging Face Hub downloads answer from the local cache only (fails at once if absent)."""
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` seconds."""
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _load_encoder_file(model: nn.Module, path: Path, encoder_name: str) -> None:
+    """Loads a local ``.pth``/``.pt`` or ``.safetensors`` state dict into the model's encoder."""
+    state: Any
+    if path.suffix == ".safetensors":
+        state = load_safetensors(str(path))
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        model.encoder.load_state_dict(state)  # type: ignore[union-attr]
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"{path} does not hold weights of the {encoder_name!r} encoder: {str(error)[:300]}"
+        ) from None
 
 
 def required_stride(model: nn.Module) -> int:
