@@ -16,11 +16,13 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from lmp_lightning.inference import InferenceMode, tiled_logits
 from lmp_lightning.losses import (
     CrossEntropy,
     InverseMedianFrequencyCrossEntropy,
     SegmentationLoss,
 )
+from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.functional.center import nearest_labels
 from lmp_lightning.models import build_model, required_stride
 
@@ -75,6 +77,15 @@ class SegmentationModule(LightningModule):
         weight_decay: SGD weight decay.
         poly_power: power of the poly decay (0 keeps the rate constant).
         model_kwargs: further arguments of the architecture.
+        inference: how validation, test and predict see an image: ``"whole"`` (padded to the
+            stride and cropped back), ``"efficient"`` (``num_tiles`` non-overlapping full-height
+            vertical tiles), ``"optimized"`` (tiles overlapping by ``tile_overlap`` pixels, each
+            deciding the half of the overlap on its side) or ``"sliding"`` (windows of
+            ``tile_crop`` every ``tile_stride`` pixels, overlapping logits averaged).
+        num_tiles: tiles of ``efficient`` and ``optimized``.
+        tile_overlap: overlap of ``optimized`` tiles in pixels.
+        tile_crop: window side of ``sliding``.
+        tile_stride: window step of ``sliding`` (default two thirds of the window).
 
     Example:
         >>> module = SegmentationModule("fpn", "resnet18", num_classes=3)
@@ -98,6 +109,11 @@ class SegmentationModule(LightningModule):
         weight_decay: float = 1e-4,
         poly_power: float = 0.9,
         model_kwargs: dict[str, Any] | None = None,
+        inference: InferenceMode = "whole",
+        num_tiles: int = 5,
+        tile_overlap: int = 200,
+        tile_crop: int = 512,
+        tile_stride: int | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -191,11 +207,28 @@ class SegmentationModule(LightningModule):
             return {"loss": loss, "preds": logits.detach().argmax(1)}
         return loss
 
+    def infer(self, image: Tensor) -> Tensor:
+        """Logits of a full image with the configured inference mode (validate, test, predict)."""
+        hp: Any = self.hparams
+        return tiled_logits(
+            self,
+            image,
+            mode=hp.inference,
+            num_tiles=hp.num_tiles,
+            overlap=hp.tile_overlap,
+            crop_size=hp.tile_crop,
+            stride=hp.tile_stride,
+        )
+
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
-        logits = self(batch["image"])
+        logits = self.infer(batch["image"])
         target = batch["mask"]
-        loss = self.compute_loss(logits, target)  # also validates the labels
-        self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
+        if self.loss.needs_features and self.hparams["inference"] != "whole":
+            # Tiles leave no single feature map of the image: check the labels, log no loss.
+            target = check_logits_target(logits, target, self.ignore_index)
+        else:
+            loss = self.compute_loss(logits, target)  # also validates the labels
+            self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(logits.argmax(1), target)
 
@@ -206,7 +239,7 @@ class SegmentationModule(LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self(batch["image"]).argmax(1)
+        return self.infer(batch["image"]).argmax(1)
 
     def _log_epoch(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics

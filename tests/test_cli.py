@@ -38,23 +38,37 @@ def _checkpoints(root: Path) -> list[Path]:
     return sorted(root.rglob("*.ckpt"))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+# A shipped recipe runs here on the embedded data with a small encoder and no download: its
+# model, loss, optimiser, callbacks and trainer settings are what the test exercises.
+OFFLINE_SMALL = [
+    "--data.dataset=synthetic",
+    "--data.root=null",
+    "--data.dataset_options=null",
+    "--data.num_workers=0",
+    "--data.pin_memory=false",
+    "--model.encoder_name=resnet18",
+    "--model.encoder_weights=null",
+    "--trainer.check_val_every_n_epoch=1",
+    "--trainer.val_check_interval=1.0",
+]
+
+
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=[str(c.relative_to(ROOT / "configs")) for c in CONFIGS]
+)
 def test_shipped_config_fits_then_validates(config: Path, tmp_path: Path) -> None:
-    main(
-        ["fit", "--config", str(config), *TINY, *ONE_STEP, f"--trainer.default_root_dir={tmp_path}"]
-    )
+    common = [
+        "--config",
+        str(config),
+        *OFFLINE_SMALL,
+        *TINY,
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    main(["fit", *common, *ONE_STEP])
     checkpoints = _checkpoints(tmp_path)
     assert checkpoints, "fit wrote no checkpoint"
     cli = run_cli(
-        [
-            "validate",
-            "--config",
-            str(config),
-            *TINY,
-            "--trainer.limit_val_batches=1",
-            f"--trainer.default_root_dir={tmp_path}",
-            f"--ckpt_path={checkpoints[0]}",
-        ]
+        ["validate", *common, "--trainer.limit_val_batches=1", f"--ckpt_path={checkpoints[0]}"]
     )
     miou = cli.trainer.callback_metrics["val/mIoU"]
     assert 0.0 <= float(miou) <= 1.0
@@ -76,6 +90,25 @@ def test_every_loss_by_its_flag_trains_without_nan(loss: str, tmp_path: Path) ->
     assert type(cli.model.loss).__name__ == loss
     value = float(cli.trainer.callback_metrics["train/loss"])
     assert math.isfinite(value) and value > 0
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--model.inference=whole"],
+        ["--model.inference=efficient", "--model.num_tiles=3"],
+        ["--model.inference=optimized", "--model.num_tiles=2", "--model.tile_overlap=16"],
+        ["--model.inference=sliding", "--model.tile_crop=48", "--model.tile_stride=32"],
+    ],
+    ids=lambda m: m[0].split("=")[1],
+)
+def test_inference_modes_validate_and_predict(mode: list[str], tmp_path: Path) -> None:
+    args = [*TINY, *mode, "--trainer.limit_val_batches=1", f"--trainer.default_root_dir={tmp_path}"]
+    cli = run_cli(["validate", *args, "--model.loss=CenterLoss"])
+    assert 0.0 <= float(cli.trainer.callback_metrics["val/mIoU"]) <= 1.0
+    cli = run_cli(["predict", *args, "--trainer.limit_predict_batches=1"])
+    predictions = cli.trainer.predict_loop.predictions
+    assert predictions and all(labels.shape == (1, 64, 80) for labels in predictions)
 
 
 def test_loss_arguments_by_flag(tmp_path: Path) -> None:

@@ -84,6 +84,8 @@ class SegmentationDataModule(LightningDataModule):
         num_train_images: training images of a generated data set.
         num_val_images: validation (and test) images of a generated data set.
         image_size: ``(height, width)`` of a generated data set.
+        dataset_options: further arguments of the data set, e.g. ``{scale: 0.5}`` for CamVid
+            or Cityscapes at half resolution.
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
@@ -117,6 +119,7 @@ class SegmentationDataModule(LightningDataModule):
         num_train_images: int = 200,
         num_val_images: int = 40,
         image_size: tuple[int, int] = (128, 160),
+        dataset_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -181,6 +184,7 @@ class SegmentationDataModule(LightningDataModule):
             seed=hp.seed,
             num_images=count,
             image_size=tuple(hp.image_size),
+            **(hp.dataset_options or {}),
         )
 
     def setup(self, stage: str) -> None:

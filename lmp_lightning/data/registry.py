@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lmp_lightning.data.base import SPLITS, SegmentationDataset, Split
 
@@ -72,6 +72,7 @@ def build_dataset(
     seed: int = 0,
     num_images: int = 200,
     image_size: tuple[int, int] = (128, 160),
+    **options: Any,
 ) -> SegmentationDataset:
     """Builds one split of a registered data set, checking its data directory first.
 
@@ -82,6 +83,8 @@ def build_dataset(
         seed: the seed of a generated data set.
         num_images: the number of images of a generated data set.
         image_size: ``(height, width)`` of a generated data set.
+        **options: further arguments of the data set's ``from_split`` (e.g. ``scale=0.5`` for
+            CamVid and Cityscapes at half resolution).
 
     Returns:
         The data set, untransformed.
@@ -100,4 +103,13 @@ def build_dataset(
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     path = cls.check_root(root)
-    return cls.from_split(split, path, seed=seed, num_images=num_images, image_size=image_size)
+    try:
+        return cls.from_split(
+            split, path, seed=seed, num_images=num_images, image_size=image_size, **options
+        )
+    except TypeError as error:
+        if options and "unexpected keyword" in str(error):
+            raise ValueError(
+                f"data set {name!r} does not take the options {sorted(options)}: {error}"
+            ) from None
+        raise
