@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from lmp_lightning.callbacks import PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
@@ -30,6 +32,17 @@ class SegmentationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("num_classes", "class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+
+    def after_instantiate_classes(self) -> None:
+        """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``
+        unless a :class:`PredictionWriter` is configured."""
+        super().after_instantiate_classes()
+        if self.subcommand == "predict" and not any(
+            isinstance(cb, PredictionWriter)
+            for cb in self.trainer.callbacks  # type: ignore[attr-defined]
+        ):
+            out = Path(self.trainer.default_root_dir) / "predictions"
+            self.trainer.callbacks.append(PredictionWriter(str(out)))  # type: ignore[attr-defined]
 
 
 def resolve_loss_args(args: list[str]) -> list[str]:
@@ -84,7 +97,7 @@ def main(args: list[str] | None = None) -> None:
     """
     try:
         run_cli(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

@@ -86,6 +86,7 @@ class SegmentationDataModule(LightningDataModule):
         image_size: ``(height, width)`` of a generated data set.
         dataset_options: further arguments of the data set, e.g. ``{scale: 0.5}`` for CamVid
             or Cityscapes at half resolution.
+        predict_dir: a folder of images for ``predict`` (default: the test split).
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
@@ -120,6 +121,7 @@ class SegmentationDataModule(LightningDataModule):
         num_val_images: int = 40,
         image_size: tuple[int, int] = (128, 160),
         dataset_options: dict[str, Any] | None = None,
+        predict_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -194,6 +196,8 @@ class SegmentationDataModule(LightningDataModule):
             "test": "test",
             "predict": "test",
         }
+        if stage == "predict" and self.hparams["predict_dir"] is not None:
+            return
         needed: set[Split] = {"train", "val"} if stage == "fit" else {splits[stage]}
         for split in needed:
             if split not in self.datasets:
@@ -278,5 +282,11 @@ class SegmentationDataModule(LightningDataModule):
     def test_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader[dict[str, Tensor]]:
-        return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
+    def predict_dataloader(self) -> DataLoader[Any]:
+        predict_dir = self.hparams["predict_dir"]
+        if predict_dir is None:
+            return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
+        from lmp_lightning.data.image_folder import ImageFolder
+
+        images = ImageFolder(predict_dir, self.eval_transform)
+        return DataLoader(images, batch_size=1, num_workers=self.hparams["num_workers"])
