@@ -18,6 +18,7 @@ from lmp_lightning.callbacks import PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
+from lmp_lightning.reports.cli import compare_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
 
@@ -89,14 +90,19 @@ def run_cli(args: list[str] | None = None) -> SegmentationCLI:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``.
+    """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``;
+    ``lmp-seg compare BASELINE RUN [--out DIR]`` compares two per-class results files.
 
     A configuration error (an unknown name, a missing directory, a mismatch between model,
     data and checkpoint) ends the command with one line on stderr and exit status 2; set
     ``LMP_SEG_TRACEBACK=1`` for the full traceback.
     """
+    argv = sys.argv[1:] if args is None else args
     try:
-        run_cli(args)
+        if argv[:1] == ["compare"]:
+            compare_main(argv[1:])
+        else:
+            run_cli(argv)
     except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ from lmp_lightning.losses import (
 from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.functional.center import nearest_labels
 from lmp_lightning.models import build_model, required_stride
+from lmp_lightning.reports.results import ClassResults
 
 __all__ = ["SegmentationModule", "format_iou_table"]
 
@@ -169,6 +172,7 @@ class SegmentationModule(LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.last_iou: dict[str, Tensor] = {}
+        self.last_results: dict[str, ClassResults] = {}
         self.keep_train_predictions = False
         """Set by callbacks that need the training predictions (performance-aware sampling)."""
 
@@ -244,6 +248,9 @@ class SegmentationModule(LightningModule):
     def _log_epoch(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         values = metrics.compute()  # synchronised across processes
+        jaccard: Any = metrics[f"{stage}/iou"]
+        with jaccard.sync_context():  # the labelled pixels of every class, over all processes
+            pixel_counts = jaccard.confmat.sum(1).cpu()
         metrics.reset()
         iou = values[f"{stage}/iou"].cpu()
         self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
@@ -253,11 +260,40 @@ class SegmentationModule(LightningModule):
         }
         self.log_dict(logged)
         self.last_iou[stage] = iou
+        self.last_results[stage] = ClassResults(
+            class_names=list(self.class_names),
+            iou=iou.tolist(),
+            pixel_counts=[int(v) for v in pixel_counts],
+            miou=float(iou.nanmean()),
+            split=stage,
+            config=self.run_config(),
+            checkpoint=getattr(self._trainer, "ckpt_path", None) if self._trainer else None,
+        )
         if self._trainer is not None and self.trainer.state.fn in (
             TrainerFn.VALIDATING,
             TrainerFn.TESTING,
         ):
             rank_zero_info(format_iou_table(self.class_names, iou, f"\nPer-class IoU ({stage}):"))
+            if self.trainer.is_global_zero:
+                folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+                path = self.last_results[stage].save(folder / f"results_{stage}.json")
+                rank_zero_info(f"Per-class results written to {path}")
+
+    def run_config(self) -> dict[str, Any]:
+        """The model's and the loss's configuration, for results files and model cards."""
+        loss = self.loss
+        loss_args = {
+            name: getattr(loss, name)
+            for name in inspect.signature(type(loss).__init__).parameters
+            if name != "self" and isinstance(getattr(loss, name, None), (int, float, str, bool))
+        }
+        return {
+            "model": {k: v for k, v in self.hparams.items() if k != "class_names"},
+            "loss": {
+                "class_path": f"{type(loss).__module__}.{type(loss).__name__}",
+                "init_args": loss_args,
+            },
+        }
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -1,0 +1,153 @@
+"""Results files, gains, correlation, the Fig. 3 PNG, lmp-seg compare and the W&B table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lmp_lightning.cli import main, run_cli
+from lmp_lightning.data import SyntheticStreetScenes
+from lmp_lightning.module import SegmentationModule
+from lmp_lightning.reports import ClassResults, gains, match_analysis, plot_gains, spearman
+
+TINY = [
+    "--data.num_train_images=4",
+    "--data.num_val_images=2",
+    "--data.image_size=[64, 80]",
+    "--data.crop_size=64",
+    "--data.batch_size=2",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_progress_bar=false",
+    "--model.encoder_name=resnet18",
+]
+
+
+def _results(iou: list[float], counts: list[int]) -> ClassResults:
+    names = [f"c{i}" for i in range(len(iou))]
+    return ClassResults(names, iou, counts, float(np.nanmean(iou)))
+
+
+def test_results_from_a_known_confusion_matrix() -> None:
+    module = SegmentationModule("fpn", "resnet18", num_classes=3, class_names=["a", "b", "c"])
+    preds = torch.tensor([[0, 0, 1, 1, 2, 0]])
+    target = torch.tensor([[0, 1, 1, 1, 255, 0]])
+    module.val_metrics.update(preds, target)
+    module._log_epoch("val")
+    results = module.last_results["val"]
+    # confusion (rows = labels): a: [2, 0, 0]; b: [1, 2, 0]; c absent from labels, predicted at
+    # an ignored pixel only (not counted): IoU a = 2/3, b = 2/3, c = NaN.
+    assert results.pixel_counts == [2, 3, 0]
+    assert results.iou[:2] == pytest.approx([2 / 3, 2 / 3]) and math.isnan(results.iou[2])
+    assert results.miou == pytest.approx(2 / 3)
+    assert results.config["loss"]["class_path"] == "lmp_lightning.losses.cross_entropy.CrossEntropy"
+
+
+def test_validate_writes_the_results_file(tmp_path: Path) -> None:
+    cli = run_cli(
+        ["validate", *TINY, f"--trainer.default_root_dir={tmp_path}", "--model.loss=LossMaxPooling"]
+    )
+    (path,) = tmp_path.rglob("results_val.json")
+    results = ClassResults.load(path)
+    metrics = cli.trainer.callback_metrics
+    for name, iou in zip(results.class_names, results.iou, strict=True):
+        assert iou == pytest.approx(float(metrics[f"val/IoU_{name}"]), nan_ok=True)
+    scenes = SyntheticStreetScenes(num_images=2, height=64, width=80, split="val")
+    counts = sum(np.bincount(m[m != 255], minlength=10) for m in (s["mask"] for s in scenes))
+    assert results.pixel_counts == counts.tolist()
+    assert results.config["loss"]["init_args"] == {"p": 1.3, "m": 0.25, "ignore_index": 255}
+    assert results.config["model"]["arch"] == "deeplabv3plus"
+
+
+def test_gains_and_correlation_by_hand() -> None:
+    base = _results([0.9, 0.5, 0.2, 0.1], [1000, 100, 10, 1])
+    run = _results([0.9, 0.55, 0.3, 0.3], [1000, 100, 10, 1])
+    assert gains(base, run).tolist() == pytest.approx([0.0, 0.05, 0.1, 0.2])
+    assert spearman(gains(base, run), run.pixel_counts) == pytest.approx(-1.0)
+    # mIoU gap 8.75 points over 4 classes: the worst class alone would need +35 points.
+    analysis = match_analysis(base, run)
+    assert analysis[0] == pytest.approx((1, 35.0, True))
+    assert analysis[1][:2] == pytest.approx((2, 17.5))
+    assert spearman([1, 2, float("nan")], [1, 2, 3]) != spearman([1, 2, 3], [1, 2, 3])
+
+
+def test_figure_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
+    base = _results([0.9, 0.5, 0.2], [1000, 100, 10])
+    path = plot_gains(base, _results([0.8, 0.6, 0.4], [1000, 100, 10]), tmp_path / "fig.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (1200, 800)
+
+
+def test_compare_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = _results([0.9, 0.5, 0.2], [1000, 100, 10]).save(tmp_path / "base" / "results_val.json")
+    run = _results([0.85, 0.6, 0.4], [1000, 100, 10]).save(tmp_path / "lmp" / "results_val.json")
+    main(["compare", str(base), str(run), "--out", str(tmp_path / "out")])
+    report = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| base | 90.0 | 50.0 | 20.0 | 53.3 |" in report
+    assert "| gain | -5.0 | +10.0 | +20.0 | +8.3 |" in report
+    assert "Spearman correlation between gain and pixel count: -1.000" in report
+    assert (tmp_path / "out" / "gains.png").is_file()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # never overwrites
+        main(["compare", str(base), str(run), "--out", str(tmp_path / "out")])
+    assert "gains.png exists" in capsys.readouterr().err
+    assert (tmp_path / "out" / "comparison.md").read_text() == report
+
+
+def test_wandb_offline_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    baseline = _results([0.5] * 10, [1] * 10)
+    baseline.class_names = list(SyntheticStreetScenes.class_names)
+    baseline_path = baseline.save(tmp_path / "baseline.json")
+    cli = run_cli(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_epochs=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+            f"--trainer.logger.save_dir={tmp_path}",
+            "--trainer.logger.offline=true",
+            "--trainer.callbacks+=lmp_lightning.callbacks.PerClassGainReport",
+            f"--trainer.callbacks.baseline={baseline_path}",
+        ]
+    )
+    import wandb
+
+    wandb.finish()
+    (table_file,) = tmp_path.rglob("per_class_gains*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["class", "pixel_count", "iou", "baseline_iou", "gain"]
+    results = cli.model.last_results["val"]
+    assert [row[0] for row in table["data"]] == results.class_names
+    for row, iou, count in zip(table["data"], results.iou, results.pixel_counts, strict=True):
+        assert row[1] == count and row[3] == 0.5
+        assert row[2] == pytest.approx(iou) and row[4] == pytest.approx(iou - 0.5)
+    assert list(tmp_path.rglob("gains-step*.png"))
+
+
+def test_gain_report_with_the_default_logger(tmp_path: Path) -> None:
+    baseline = _results([0.5] * 10, [1] * 10)
+    baseline.class_names = list(SyntheticStreetScenes.class_names)
+    baseline_path = baseline.save(tmp_path / "baseline.json")
+    run_cli(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_epochs=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.callbacks+=lmp_lightning.callbacks.PerClassGainReport",
+            f"--trainer.callbacks.baseline={baseline_path}",
+        ]
+    )
+    (png,) = tmp_path.rglob("gains-step*.png")
+    (metrics,) = tmp_path.rglob("metrics.csv")
+    assert Image.open(png).size == (1200, 800)
+    assert "val/gain_spearman" in metrics.read_text().splitlines()[0]
