@@ -1,0 +1,236 @@
+"""Model cards: the machine-readable ``card.json`` of a zoo entry and the README made from it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CARD_FILE", "ModelCard", "sha256_file"]
+
+CARD_FILE = "card.json"
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The hexadecimal SHA-256 digest of a file, read in chunks.
+
+    Args:
+        path: the file.
+        chunk_size: bytes read at a time.
+
+    Returns:
+        64 lowercase hexadecimal digits.
+
+    Raises:
+        FileNotFoundError: no such file (the message names it).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "empty.bin"
+        >>> _ = path.write_bytes(b"")
+        >>> sha256_file(path)[:16]
+        'e3b0c44298fc1c14'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {str(path)!r}")
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class ModelCard:
+    """What a zoo entry is: its model, data, training, metrics and weights digests.
+
+    Attributes:
+        name: the entry's name in the zoo.
+        architecture: segmentation_models_pytorch architecture (``fpn``, ``unet``, ...).
+        encoder: its encoder (``resnet18``, ...).
+        in_channels: input channels.
+        num_classes: output classes.
+        class_names: class names in label order.
+        ignore_index: the label of pixels that took no part in training.
+        mean: per-channel normalisation mean (on [0, 1] pixel values).
+        std: per-channel normalisation standard deviation.
+        stride: the multiple that an input's height and width are padded to.
+        crop_size: training crop size (``None`` when unknown).
+        scale_range: training random scale range (``None`` when unknown).
+        dataset: the training data set (``None`` when unknown).
+        split: the split the metrics were measured on (``None`` without metrics).
+        loss: the loss as ``{"class_path": ..., "init_args": {...}}`` (``None`` when unknown).
+        sampler: the sampling callback as ``{"class_path": ..., "init_args": {...}}`` or ``None``.
+        training_config: the full training configuration (the CLI's ``config.yaml``) or ``{}``.
+        metrics: ``{"miou": float, "iou": [...], "pixel_counts": [...]}`` (per class, in label
+            order; NaN IoU stored as ``null``) or ``{}``.
+        weights_sha256: SHA-256 of every weights file, by file name.
+        license: the license of the weights.
+        date: the export date (ISO 8601).
+        version: the lmp_lightning version that exported the entry.
+        source_checkpoint: the file name of the exported checkpoint.
+
+    Example:
+        >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18", in_channels=3,
+        ...                  num_classes=2, class_names=["bg", "fg"])
+        >>> ModelCard.from_dict(card.to_dict()) == card
+        True
+    """
+
+    name: str
+    architecture: str
+    encoder: str
+    in_channels: int
+    num_classes: int
+    class_names: list[str]
+    ignore_index: int = 255
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    stride: int = 32
+    crop_size: int | list[int] | None = None
+    scale_range: list[float] | None = None
+    dataset: str | None = None
+    split: str | None = None
+    loss: dict[str, Any] | None = None
+    sampler: dict[str, Any] | None = None
+    training_config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: dict[str, str] = field(default_factory=dict)
+    license: str = "MIT"
+    date: str = ""
+    version: str = ""
+    source_checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"card {self.name!r}: class_names has {len(self.class_names)} names but "
+                f"num_classes={self.num_classes}"
+            )
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ValueError(
+                f"card {self.name!r}: mean and std need in_channels={self.in_channels} values, "
+                f"got mean={self.mean}, std={self.std}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as plain JSON-ready data."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """A card from :meth:`to_dict` data; unknown keys are ignored (newer cards).
+
+        Raises:
+            ValueError: a required field is missing or a field is inconsistent.
+        """
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as error:
+            raise ValueError(f"not a model card: {error}") from None
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes ``card.json`` into ``directory``; returns its path."""
+        path = Path(directory) / CARD_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ModelCard:
+        """Reads the ``card.json`` of an entry directory.
+
+        Raises:
+            FileNotFoundError: no ``card.json`` there (the message names it).
+            ValueError: the file is not valid JSON or not a model card (the message names it).
+        """
+        path = Path(directory) / CARD_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"model card not found: {str(path)!r}")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} is not a model card (a JSON object)")
+        try:
+            return cls.from_dict(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+    def readme(self) -> str:
+        """The human-readable ``README.md`` of the entry, generated from the card.
+
+        Example:
+            >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18",
+            ...                  in_channels=3, num_classes=2, class_names=["bg", "fg"])
+            >>> card.readme().splitlines()[0]
+            '# demo'
+        """
+        lines = [
+            f"# {self.name}",
+            "",
+            f"{self.architecture} with a {self.encoder} encoder, {self.num_classes} classes, "
+            f"{self.in_channels} input channels. Generated from `card.json`; do not edit.",
+            "",
+            "```python",
+            "import lmp_lightning.zoo as zoo",
+            "",
+            f'model = zoo.load("{self.name}")',
+            "labels = model.segment(image)  # HxWx3 uint8 RGB -> HxW int64",
+            "```",
+            "",
+            "## Model",
+            "",
+            f"- architecture: `{self.architecture}`, encoder: `{self.encoder}`, "
+            f"stride: {self.stride}",
+            f"- normalisation: mean {self.mean}, std {self.std} (on [0, 1] pixel values)",
+            f"- ignore_index: {self.ignore_index}",
+            "",
+            "## Training",
+            "",
+            f"- data set: {self.dataset or 'unknown'}",
+            f"- crop size: {self.crop_size or 'unknown'}, scale range: "
+            f"{self.scale_range or 'unknown'}",
+            f"- loss: {_describe(self.loss)}",
+            f"- sampler: {_describe(self.sampler) if self.sampler else 'none'}",
+            "",
+            "## Metrics",
+            "",
+        ]
+        if self.metrics:
+            miou = self.metrics.get("miou")
+            lines.append(f"mIoU on {self.split or 'the evaluation split'}: {_percent(miou)}")
+            lines += ["", "| class | IoU (%) | pixels |", "|---|---:|---:|"]
+            iou = self.metrics.get("iou") or [None] * self.num_classes
+            counts = self.metrics.get("pixel_counts") or [None] * self.num_classes
+            for name, value, count in zip(self.class_names, iou, counts, strict=True):
+                lines.append(f"| {name} | {_percent(value)} | {'-' if count is None else count} |")
+        else:
+            lines.append("No metrics recorded.")
+        lines += ["", "## Files", ""]
+        lines += [f"- `{file}`: sha256 `{digest}`" for file, digest in self.weights_sha256.items()]
+        lines += [
+            "",
+            f"License: {self.license}. Exported {self.date} by lmp_lightning {self.version}"
+            + (f" from `{self.source_checkpoint}`." if self.source_checkpoint else "."),
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def _describe(spec: dict[str, Any] | None) -> str:
+    if not spec:
+        return "unknown"
+    args = ", ".join(f"{k}={v}" for k, v in (spec.get("init_args") or {}).items())
+    return f"`{spec.get('class_path', '?')}`" + (f" ({args})" if args else "")
+
+
+def _percent(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{100 * float(value):.2f}"

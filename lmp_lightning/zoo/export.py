@@ -1,0 +1,167 @@
+"""Exporting a Lightning checkpoint of :class:`~lmp_lightning.SegmentationModule` to a zoo entry."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from lmp_lightning import __version__
+from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lmp_lightning.reports.results import ClassResults
+from lmp_lightning.zoo.card import ModelCard, sha256_file
+from lmp_lightning.zoo.model import WEIGHTS_FILE
+
+__all__ = ["export_checkpoint"]
+
+
+def _read_training_config(config: str | Path | dict[str, Any] | None, ckpt: Path) -> dict[str, Any]:
+    """The CLI's ``config.yaml``: given, or found next to the checkpoint's ``checkpoints/``."""
+    if isinstance(config, dict):
+        return config
+    if config is None:
+        found = (ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml")
+        config = next((p for p in found if p.is_file()), None)
+        if config is None:
+            return {}
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"training config not found: {str(path)!r}")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a training config (a YAML mapping)")
+    return data
+
+
+def _sampler(config: dict[str, Any]) -> dict[str, Any] | None:
+    callbacks = (config.get("trainer") or {}).get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else []:
+        if isinstance(callback, dict) and "Sampling" in str(callback.get("class_path", "")):
+            return callback
+    return None
+
+
+def export_checkpoint(
+    ckpt_path: str | Path,
+    name: str,
+    out_dir: str | Path,
+    results: str | Path | ClassResults | None = None,
+    license: str = "MIT",
+    config: str | Path | dict[str, Any] | None = None,
+) -> Path:
+    """Writes a zoo entry from a Lightning checkpoint of ``SegmentationModule``.
+
+    The module is rebuilt from the checkpoint's ``hyper_parameters`` (``encoder_weights=None``:
+    nothing is downloaded), its ``state_dict`` loaded, and the model saved with
+    segmentation_models_pytorch's ``save_pretrained`` (``config.json``, ``model.safetensors``);
+    optimizer and scheduler states are dropped. ``card.json`` and ``README.md`` describe it.
+
+    Args:
+        ckpt_path: the ``.ckpt`` file.
+        name: the entry's name in the zoo.
+        out_dir: the entry directory to create (it must be absent or empty).
+        results: per-class results (``results_val.json`` of ``lmp-seg validate``, or a
+            :class:`~lmp_lightning.reports.results.ClassResults`) for the card's metrics.
+        license: the license of the weights.
+        config: the training configuration (the CLI's ``config.yaml``, its path, or a dict);
+            by default the ``config.yaml`` of the checkpoint's run directory, if any. Source of
+            the loss, sampler, data set, crop size and normalisation on the card.
+
+    Returns:
+        ``out_dir``.
+
+    Raises:
+        FileNotFoundError: ``ckpt_path``, ``results`` or ``config`` does not exist.
+        FileExistsError: ``out_dir`` exists and is not empty (the message names it).
+        ValueError: the checkpoint is not one of ``SegmentationModule``, or the results have
+            other classes than the model.
+
+    Example:
+        >>> export_checkpoint("/nonexistent.ckpt", "demo", "/tmp/entry")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: checkpoint not found: '/nonexistent.ckpt'
+    """
+    from lmp_lightning.module import SegmentationModule  # heavy import, only when exporting
+
+    ckpt_path, out_dir = Path(ckpt_path), Path(out_dir)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {str(ckpt_path)!r}")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise FileExistsError(f"refusing to write into non-empty {str(out_dir)!r}")
+    if isinstance(results, (str, Path)):
+        results = ClassResults.load(results)
+    training_config = _read_training_config(config, ckpt_path)
+
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(
+        checkpoint
+    ):
+        raise ValueError(
+            f"{ckpt_path} is not a Lightning checkpoint of SegmentationModule "
+            "(needs 'state_dict' and 'hyper_parameters')"
+        )
+    hparams = dict(checkpoint["hyper_parameters"])
+    hparams["encoder_weights"] = None
+    module = SegmentationModule(**hparams)
+    state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("loss.")}
+    module.load_state_dict(state, strict=False)
+    missing = [k for k in module.model.state_dict() if f"model.{k}" not in state]
+    if missing:
+        raise ValueError(f"{ckpt_path}: state_dict lacks model weights, e.g. {missing[:3]}")
+    module.eval()
+
+    if results is not None and list(results.class_names) != module.class_names:
+        raise ValueError(
+            f"results are for classes {results.class_names}, the checkpoint has "
+            f"{module.class_names}"
+        )
+    data = training_config.get("data") or {}
+    data = data.get("init_args", data) if isinstance(data, dict) else {}
+    model_cfg = training_config.get("model") or {}
+    model_cfg = model_cfg.get("init_args", model_cfg) if isinstance(model_cfg, dict) else {}
+    loss = model_cfg.get("loss") or (results.config.get("loss") if results else None)
+    metrics: dict[str, Any] = {}
+    if results is not None:
+        metrics = {
+            "miou": results.miou,
+            "iou": [None if math.isnan(v) else v for v in results.iou],
+            "pixel_counts": list(results.pixel_counts),
+        }
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model: Any = module.model  # a segmentation_models_pytorch model (SMPHubMixin)
+    model.save_pretrained(out_dir)
+    scale = data.get("scale_range")
+    card = ModelCard(
+        name=name,
+        architecture=str(hparams["arch"]).lower(),
+        encoder=str(hparams["encoder_name"]),
+        in_channels=int(hparams.get("in_channels", 3)),
+        num_classes=module.num_classes,
+        class_names=module.class_names,
+        ignore_index=module.ignore_index,
+        mean=[float(v) for v in data.get("mean", IMAGENET_MEAN)],
+        std=[float(v) for v in data.get("std", IMAGENET_STD)],
+        stride=module.stride,
+        crop_size=data.get("crop_size"),
+        scale_range=[float(v) for v in scale] if scale is not None else None,
+        dataset=data.get("dataset"),
+        split=results.split if results is not None else None,
+        loss=loss,
+        sampler=_sampler(training_config),
+        training_config=training_config,
+        metrics=metrics,
+        weights_sha256={WEIGHTS_FILE: sha256_file(out_dir / WEIGHTS_FILE)},
+        license=license,
+        date=datetime.date.today().isoformat(),
+        version=__version__,
+        source_checkpoint=ckpt_path.name,
+    )
+    card.save(out_dir)
+    (out_dir / "README.md").write_text(card.readme())  # replaces smp's generic card
+    return out_dir

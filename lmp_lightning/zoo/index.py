@@ -1,0 +1,194 @@
+"""The zoo index (``zoo/index.json``): the single source of truth for which entries exist.
+
+An entry is local (``{"path": "<dir relative to zoo/>"}``) or remote, with the SHA-256 of its
+weights files pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
+(a Hugging Face Hub repository at a pinned revision, cached by huggingface_hub) or
+``{"url": "https://.../<entry>.tar.gz", "archive_sha256": "...", "sha256": {...}}`` (an archive
+of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+
+from lmp_lightning.models import _hub_offline, _hub_reachable
+
+__all__ = ["DEFAULT_INDEX", "ZooEntry", "cache_dir", "read_index", "resolve"]
+
+DEFAULT_INDEX = Path(__file__).resolve().parents[2] / "zoo" / "index.json"
+"""The repository's ``zoo/index.json``; ``LMP_ZOO_INDEX`` overrides it."""
+
+
+def cache_dir() -> Path:
+    """Where https entries are cached: ``$LMP_ZOO_CACHE`` or ``~/.cache/lmp_lightning/zoo``."""
+    return Path(
+        os.environ.get("LMP_ZOO_CACHE", Path.home() / ".cache" / "lmp_lightning" / "zoo")
+    ).expanduser()
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One entry of the index.
+
+    Attributes:
+        name: the entry's name.
+        path: the local directory (absolute), for entries in the repository.
+        url: ``hub:<repo_id>@<revision>`` or an https URL of an archive, for remote entries.
+        sha256: SHA-256 of the weights files by file name, checked on every load.
+        archive_sha256: SHA-256 of the downloaded archive (https entries).
+    """
+
+    name: str
+    path: Path | None = None
+    url: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
+    archive_sha256: str | None = None
+
+
+def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
+    """The entries of a zoo index, by name.
+
+    Args:
+        path: the ``index.json``; default ``$LMP_ZOO_INDEX`` or :data:`DEFAULT_INDEX`.
+
+    Returns:
+        The entries by name, in file order.
+
+    Raises:
+        FileNotFoundError: no index file (the message names it).
+        ValueError: a malformed index or entry (the message names the file and entry).
+
+    Example:
+        >>> isinstance(read_index(), dict)
+        True
+    """
+    path = Path(path or os.environ.get("LMP_ZOO_INDEX") or DEFAULT_INDEX)
+    if not path.is_file():
+        raise FileNotFoundError(f"zoo index not found: {str(path)!r}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    raw = data.get("entries") if isinstance(data, dict) else None
+    if isinstance(raw, list):
+        items = [(e.get("name") if isinstance(e, dict) else None, e) for e in raw]
+    elif isinstance(raw, dict):
+        items = list(raw.items())
+    else:
+        raise ValueError(f"{path} has no 'entries' list or mapping")
+    entries: dict[str, ZooEntry] = {}
+    for name, spec in items:
+        entries[str(name)] = _entry(str(name), spec, path)
+    return entries
+
+
+def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
+    where = f"{index}: entry {name!r}"
+    if not isinstance(spec, dict) or ("path" in spec) == ("url" in spec):
+        raise ValueError(f"{where} needs exactly one of 'path' or 'url'")
+    sha256 = spec.get("sha256") or {}
+    if not isinstance(sha256, dict):
+        raise ValueError(f"{where}: 'sha256' must map file names to digests")
+    if "path" in spec:
+        local = (index.parent / spec["path"]).resolve()
+        if not local.is_relative_to(index.parent.resolve()):
+            raise ValueError(f"{where}: path {spec['path']!r} leaves {index.parent}")
+        return ZooEntry(name, path=local, sha256=sha256)
+    url = str(spec["url"])
+    if not url.startswith(("hub:", "https://")):
+        raise ValueError(
+            f"{where}: url must be 'hub:<repo_id>@<revision>' or https://, not {url!r}"
+        )
+    if not sha256:
+        raise ValueError(f"{where}: a remote entry needs the 'sha256' of its weights files")
+    if url.startswith("hub:") and "@" not in url:
+        raise ValueError(f"{where}: pin a revision, 'hub:<repo_id>@<revision>', not {url!r}")
+    if url.startswith("https://") and not spec.get("archive_sha256"):
+        raise ValueError(f"{where}: an https entry needs the 'archive_sha256' of its archive")
+    return ZooEntry(name, url=url, sha256=sha256, archive_sha256=spec.get("archive_sha256"))
+
+
+def resolve(entry: ZooEntry) -> Path:
+    """The local directory of an entry; downloads a remote entry unless it is cached.
+
+    The cache is tried first without any network access; only then is the network used, and
+    an unreachable host fails at once.
+
+    Raises:
+        FileNotFoundError: a local entry's directory is missing.
+        ConnectionError: a remote entry is not cached and its host cannot be reached.
+        ValueError: the downloaded archive's SHA-256 differs from the index.
+    """
+    if entry.path is not None:
+        if not entry.path.is_dir():
+            raise FileNotFoundError(f"zoo entry {entry.name!r}: directory not found: {entry.path}")
+        return entry.path
+    assert entry.url is not None  # guaranteed by _entry
+    if entry.url.startswith("hub:"):
+        repo_id, revision = entry.url[4:].rsplit("@", 1)
+        return _hub_snapshot(entry.name, repo_id, revision)
+    return _https_entry(entry)
+
+
+def _hub_snapshot(name: str, repo_id: str, revision: str) -> Path:
+    try:  # the huggingface_hub cache, with no network access
+        with _hub_offline():
+            return Path(snapshot_download(repo_id, revision=revision))
+    except (LocalEntryNotFoundError, OSError):
+        pass
+    if not _hub_reachable():
+        raise ConnectionError(
+            f"zoo entry {name!r} (hub:{repo_id}@{revision}) is not in the Hugging Face cache and "
+            "the Hub cannot be reached (offline?); download it once with network access"
+        )
+    return Path(snapshot_download(repo_id, revision=revision))
+
+
+def _https_entry(entry: ZooEntry, timeout: float = 10.0) -> Path:
+    assert entry.url is not None and entry.archive_sha256 is not None
+    target = cache_dir() / f"{entry.name}-{entry.archive_sha256[:16]}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        archive = Path(tmp) / Path(entry.url.split("?")[0]).name
+        try:
+            with urllib.request.urlopen(entry.url, timeout=timeout) as response:
+                with archive.open("wb") as file:
+                    shutil.copyfileobj(response, file)
+        except (urllib.error.URLError, OSError) as error:
+            raise ConnectionError(
+                f"zoo entry {entry.name!r} is not cached in {target.parent} and {entry.url} "
+                f"cannot be downloaded (offline?): {error}"
+            ) from None
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        if digest != entry.archive_sha256.lower():
+            raise ValueError(
+                f"sha256 mismatch for {archive.name} from {entry.url}: the index expects "
+                f"{entry.archive_sha256}, the download has {digest}"
+            )
+        unpacked = Path(tmp) / "entry"
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(unpacked)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(unpacked, filter="data")
+        children = list(unpacked.iterdir())
+        root = children[0] if len(children) == 1 and children[0].is_dir() else unpacked
+        root.rename(target)
+    return target

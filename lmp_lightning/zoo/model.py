@@ -1,0 +1,219 @@
+"""A zoo entry as a ready-to-use model: verified weights, normalisation and padding built in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file as load_safetensors
+from torch import Tensor, nn
+
+from lmp_lightning.models import required_stride
+from lmp_lightning.zoo.card import ModelCard, sha256_file
+
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "SegmentationModel", "load_entry"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class SegmentationModel(nn.Module):
+    """A segmentation_models_pytorch model with its card: normalises, pads and crops back.
+
+    Args:
+        model: the segmentation_models_pytorch model.
+        card: the entry's model card (normalisation, classes).
+
+    Example:
+        >>> model = smp.create_model("fpn", "resnet18", encoder_weights=None, classes=2)
+        >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18",
+        ...                  in_channels=3, num_classes=2, class_names=["bg", "fg"])
+        >>> labels = SegmentationModel(model, card).segment(np.zeros((37, 50, 3), np.uint8))
+        >>> labels.shape, labels.dtype
+        ((37, 50), dtype('int64'))
+    """
+
+    def __init__(self, model: nn.Module, card: ModelCard) -> None:
+        super().__init__()
+        self.model = model
+        self.card = card
+        self.class_names = list(card.class_names)
+        self.stride = required_stride(model)
+        self.register_buffer("mean", torch.tensor(card.mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(card.std).view(-1, 1, 1), persistent=False)
+        self.eval()
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Logits ``(B, num_classes, H, W)`` of a normalised ``(B, C, H, W)`` batch of any size;
+        pads to the stride and crops back, as :class:`~lmp_lightning.SegmentationModule` does."""
+        H, W = image.shape[-2:]
+        pad_h, pad_w = -H % self.stride, -W % self.stride
+        if pad_h or pad_w:
+            image = F.pad(image, (0, pad_w, 0, pad_h))
+        logits: Tensor = self.model(image)
+        return logits[..., :H, :W]
+
+    def normalise(self, image: np.ndarray) -> Tensor:
+        """A ``(1, C, H, W)`` tensor of an ``HxWxC`` uint8 image, with the card's normalisation.
+
+        Raises:
+            TypeError: ``image`` is not a uint8 numpy array.
+            ValueError: ``image`` is not ``HxWxC`` with ``C = in_channels``.
+        """
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+            raise TypeError(
+                "image must be a uint8 numpy array (HxWxC RGB), got "
+                f"{type(image).__name__} of dtype {getattr(image, 'dtype', None)}"
+            )
+        channels = self.card.in_channels
+        if image.ndim != 3 or image.shape[2] != channels or 0 in image.shape:
+            raise ValueError(f"image must be HxWx{channels}, got shape {image.shape}")
+        mean: Tensor = self.mean  # type: ignore[assignment]
+        std: Tensor = self.std  # type: ignore[assignment]
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        return ((x.to(mean.device) - mean) / std).unsqueeze(0)
+
+    @torch.no_grad()
+    def segment(self, image: np.ndarray) -> np.ndarray:
+        """Labels of an RGB image of any size.
+
+        Args:
+            image: ``HxWx3`` uint8 RGB (``HxWxC`` for ``C = in_channels``).
+
+        Returns:
+            ``HxW`` int64 labels in ``[0, num_classes)``.
+
+        Raises:
+            TypeError: ``image`` is not a uint8 numpy array.
+            ValueError: ``image`` has the wrong shape.
+        """
+        logits = self(self.normalise(image))
+        labels: np.ndarray = logits.argmax(1)[0].cpu().numpy().astype(np.int64)
+        return labels
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"model configuration not found: {str(path)!r}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(config, dict) or "_model_class" not in config:
+        raise ValueError(f"{path} is not a segmentation_models_pytorch config (no _model_class)")
+    return config
+
+
+def _check_config(card: ModelCard, config: dict[str, Any], path: Path) -> type[nn.Module]:
+    """The model class; refuses a config.json that disagrees with the card."""
+    mapping: Mapping[str, type[nn.Module]] = smp.MODEL_ARCHITECTURES_MAPPING
+    arch_class = mapping.get(card.architecture.lower())
+    if arch_class is None:
+        raise ValueError(
+            f"card of {card.name!r} names unknown architecture {card.architecture!r}; "
+            f"valid names are {sorted(mapping)}"
+        )
+    if config["_model_class"] != arch_class.__name__:
+        raise ValueError(
+            f"architecture mismatch: the card says {card.architecture!r} "
+            f"({arch_class.__name__}) but {path} builds {config['_model_class']!r}"
+        )
+    for card_key, config_key in (
+        ("encoder", "encoder_name"),
+        ("in_channels", "in_channels"),
+        ("num_classes", "classes"),
+    ):
+        if config.get(config_key) != getattr(card, card_key):
+            raise ValueError(
+                f"{card_key} mismatch: the card says {getattr(card, card_key)!r} but {path} "
+                f"has {config_key}={config.get(config_key)!r}"
+            )
+    return arch_class
+
+
+def _verify_weights(card: ModelCard, directory: Path, expected: Mapping[str, str]) -> None:
+    """Checks the SHA-256 of every weights file against the card and ``expected``."""
+    if WEIGHTS_FILE not in card.weights_sha256:
+        raise ValueError(
+            f"card of {card.name!r} in {directory} lists no sha256 of {WEIGHTS_FILE!r}: "
+            "refusing unverifiable weights"
+        )
+    for source, digests in (("the card", card.weights_sha256), ("the zoo index", expected)):
+        for file, digest in digests.items():
+            path = directory / file
+            if not path.is_file():
+                raise FileNotFoundError(f"weights file not found: {str(path)!r}")
+            actual = sha256_file(path)
+            if actual != digest.lower():
+                raise ValueError(
+                    f"sha256 mismatch for {str(path)!r}: {source} expects {digest}, the file has "
+                    f"{actual} (corrupt, truncated or replaced; export or download it again)"
+                )
+
+
+def load_entry(
+    directory: str | Path, expected_sha256: Mapping[str, str] | None = None
+) -> SegmentationModel:
+    """Loads a zoo entry directory after verifying it.
+
+    Every weights file's SHA-256 is checked against the card (and against ``expected_sha256``,
+    the zoo index's digests, when given); the card must agree with ``config.json`` on
+    architecture, encoder, input channels and classes, and the weights must have the card's
+    number of classes. Only then are the weights read.
+
+    Args:
+        directory: the entry directory (``card.json``, ``config.json``, ``model.safetensors``).
+        expected_sha256: further digests by file name that the files must have.
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        FileNotFoundError: the directory or one of its files is missing (the message names it).
+        ValueError: a digest mismatch, a card that disagrees with ``config.json`` or with the
+            weights, or a file that cannot be read (each message names the file).
+
+    Example:
+        >>> load_entry("/nonexistent/entry")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: zoo entry directory not found: '/nonexistent/entry'
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"zoo entry directory not found: {str(directory)!r}")
+    card = ModelCard.load(directory)
+    config_path = directory / CONFIG_FILE
+    config = _read_config(config_path)
+    arch_class = _check_config(card, config, config_path)
+    weights_path = directory / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"weights file not found: {str(weights_path)!r}")
+    _verify_weights(card, directory, expected_sha256 or {})
+    try:
+        state = load_safetensors(str(weights_path))
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise ValueError(f"cannot read weights {str(weights_path)!r}: {error}") from None
+    head = state.get("segmentation_head.0.weight")
+    if head is not None and head.shape[0] != card.num_classes:
+        raise ValueError(
+            f"class count mismatch: the card says num_classes={card.num_classes} but the weights "
+            f"in {str(weights_path)!r} have {head.shape[0]} output classes"
+        )
+    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+    kwargs["encoder_weights"] = None  # the entry's weights replace them: download nothing
+    model = arch_class(**kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(
+            f"weights {str(weights_path)!r} do not fit the model of {str(config_path)!r}: "
+            f"{str(error)[:300]}"
+        ) from None
+    return SegmentationModel(model, card)

@@ -1,0 +1,366 @@
+"""Tests of lmp_lightning/zoo: export, index, loading, integrity and offline errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
+
+import lmp_lightning.zoo.index as zoo_index
+from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from lmp_lightning.module import SegmentationModule
+from lmp_lightning.reports.results import ClassResults
+from lmp_lightning.zoo import (
+    ModelCard,
+    SegmentationModel,
+    export_checkpoint,
+    info,
+    list_models,
+    load,
+    read_index,
+    sha256_file,
+)
+
+CLASSES = ["road", "car", "pole"]
+
+
+@pytest.fixture(scope="module")
+def module() -> SegmentationModule:
+    torch.manual_seed(0)
+    module = SegmentationModule("fpn", "resnet18", num_classes=3, class_names=CLASSES)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(module: SegmentationModule, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Lightning-style checkpoint, with the fields Lightning's ``dump_checkpoint`` writes."""
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9)
+    path = tmp_path_factory.mktemp("run") / "checkpoints" / "last.ckpt"
+    path.parent.mkdir()
+    torch.save(
+        {
+            "epoch": 3,
+            "global_step": 120,
+            "pytorch-lightning_version": "2.6.6",
+            "state_dict": module.state_dict(),
+            "loops": {},
+            "callbacks": {},
+            "optimizer_states": [optimizer.state_dict()],
+            "lr_schedulers": [],
+            "hparams_name": "kwargs",
+            "hyper_parameters": dict(module.hparams),
+        },
+        path,
+    )
+    config = {
+        "model": {"loss": {"class_path": "lmp_lightning.losses.LossMaxPooling",
+                           "init_args": {"p": 1.3, "m": 0.25}}},
+        "data": {"dataset": "synthetic", "crop_size": 96, "scale_range": [0.5, 1.5]},
+        "trainer": {"callbacks": [{"class_path": "lmp_lightning.callbacks.PerformanceAwareSampling",
+                                   "init_args": {"alpha": 1.0}}]},
+    }  # fmt: skip
+    import yaml
+
+    (path.parent.parent / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("results") / "results_val.json"
+    return ClassResults(CLASSES, [0.9, 0.5, float("nan")], [900, 90, 0], 0.7).save(path)
+
+
+@pytest.fixture(scope="module")
+def entry(checkpoint: Path, results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("zoo") / "fpn-demo"
+    return export_checkpoint(checkpoint, "fpn-demo", out, results=results)
+
+
+@pytest.fixture(scope="module")
+def loaded(entry: Path) -> SegmentationModel:
+    return load(entry)
+
+
+@pytest.fixture
+def copy(entry: Path, tmp_path: Path) -> Path:
+    """A copy of the entry that a test may damage."""
+    target = tmp_path / "entry"
+    target.mkdir()
+    for file in entry.iterdir():
+        (target / file.name).write_bytes(file.read_bytes())
+    return target
+
+
+def test_export_writes_entry(entry: Path) -> None:
+    assert {p.name for p in entry.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "card.json",
+        "README.md",
+    }
+    card = json.loads((entry / "card.json").read_text())
+    assert card["architecture"] == "fpn" and card["encoder"] == "resnet18"
+    assert card["class_names"] == CLASSES and card["num_classes"] == 3
+    assert card["mean"] == list(IMAGENET_MEAN) and card["std"] == list(IMAGENET_STD)
+    assert card["metrics"]["miou"] == 0.7 and card["metrics"]["iou"] == [0.9, 0.5, None]
+    assert card["metrics"]["pixel_counts"] == [900, 90, 0]
+    assert card["weights_sha256"] == {"model.safetensors": sha256_file(entry / "model.safetensors")}
+    assert card["loss"]["class_path"] == "lmp_lightning.losses.LossMaxPooling"
+    assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
+    assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
+    assert card["license"] == "MIT" and card["source_checkpoint"] == "last.ckpt"
+    readme = (entry / "README.md").read_text()
+    assert readme.startswith("# fpn-demo") and "| car | 50.00 | 90 |" in readme
+    assert "optimizer" not in json.dumps(card)
+
+
+def test_export_refuses_non_empty_dir(checkpoint: Path, tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    with pytest.raises(FileExistsError, match=str(tmp_path)):
+        export_checkpoint(checkpoint, "x", tmp_path)
+
+
+@pytest.mark.parametrize("size", [(37, 50), (64, 64), (1, 33)])
+def test_segment_matches_module(
+    loaded: SegmentationModel, module: SegmentationModule, size: tuple
+) -> None:
+    model = loaded
+    assert isinstance(model, SegmentationModel) and not model.training
+    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    labels = model.segment(image)
+    assert labels.shape == size and labels.dtype == np.int64
+    x = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    x = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    with torch.no_grad():
+        expected = module(x.unsqueeze(0)).argmax(1)[0].numpy()
+    np.testing.assert_array_equal(labels, expected)
+
+
+def test_segment_rejects_bad_images(loaded: SegmentationModel) -> None:
+    model = loaded
+    with pytest.raises(TypeError, match="uint8"):
+        model.segment(np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match="HxWx3"):
+        model.segment(np.zeros((8, 8), np.uint8))
+
+
+def test_info_has_card_and_path(entry: Path) -> None:
+    card = info(entry)
+    assert card["name"] == "fpn-demo" and card["path"] == str(entry.resolve())
+
+
+def test_sha256_mismatch_refused(copy: Path) -> None:
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"sha256 mismatch for .*model\.safetensors"):
+        load(copy)
+
+
+def test_truncated_weights_never_load(copy: Path) -> None:
+    weights = copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"sha256 mismatch for .*model\.safetensors"):
+        load(copy)
+    # even with a card re-hashed to the truncated file, it is refused as unreadable
+    card = json.loads((copy / "card.json").read_text())
+    card["weights_sha256"]["model.safetensors"] = sha256_file(weights)
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"cannot read weights .*model\.safetensors"):
+        load(copy)
+
+
+def test_architecture_mismatch_refused(copy: Path) -> None:
+    card = json.loads((copy / "card.json").read_text())
+    card["architecture"] = "unet"
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match=r"architecture mismatch: the card says 'unet'.*'FPN'"):
+        load(copy)
+
+
+def test_class_count_mismatch_refused(copy: Path) -> None:
+    for name in ("card.json", "config.json"):
+        data = json.loads((copy / name).read_text())
+        if name == "card.json":
+            data["num_classes"], data["class_names"] = 4, [*CLASSES, "sky"]
+        else:
+            data["classes"] = 4
+        (copy / name).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"num_classes=4 but the weights .* have 3"):
+        load(copy)
+
+
+def test_card_config_class_mismatch_refused(copy: Path) -> None:
+    card = json.loads((copy / "card.json").read_text())
+    card["num_classes"], card["class_names"] = 4, [*CLASSES, "sky"]
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="num_classes mismatch"):
+        load(copy)
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "config.json", "card.json"])
+def test_missing_file_refused(copy: Path, missing: str) -> None:
+    (copy / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=missing.replace(".", r"\.")):
+        load(copy)
+
+
+def test_unlisted_weights_refused(copy: Path) -> None:
+    card = json.loads((copy / "card.json").read_text())
+    card["weights_sha256"] = {}
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="unverifiable"):
+        load(copy)
+
+
+def test_index_lists_and_loads_entries(entry: Path, tmp_path: Path) -> None:
+    zoo = tmp_path / "zoo"
+    (zoo / "fpn-demo").mkdir(parents=True)
+    for file in entry.iterdir():
+        (zoo / "fpn-demo" / file.name).write_bytes(file.read_bytes())
+    digest = sha256_file(entry / "model.safetensors")
+    index = zoo / "index.json"
+    index.write_text(
+        json.dumps(
+            {
+                "entries": {
+                    "fpn-demo": {"path": "fpn-demo"},
+                    "remote": {
+                        "url": "hub:org/remote@0123abc",
+                        "sha256": {"model.safetensors": digest},
+                    },
+                }
+            }
+        )
+    )
+    assert list_models(index) == ["fpn-demo", "remote"]
+    assert info("fpn-demo", index)["path"] == str((zoo / "fpn-demo").resolve())
+    assert load("fpn-demo", index).class_names == CLASSES
+    with pytest.raises(KeyError, match=r"valid names are \['fpn-demo', 'remote'\]"):
+        load("nope", index)
+
+
+def test_index_pinned_digest_checked(entry: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index.json"
+    index.write_text(
+        json.dumps({"entries": {"e": {"path": ".", "sha256": {"model.safetensors": "0" * 64}}}})
+    )
+    for file in entry.iterdir():
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    with pytest.raises(ValueError, match="the zoo index expects 0000"):
+        load("e", index)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"url": "hub:org/repo", "sha256": {"a": "b"}}, "pin a revision"),
+        ({"url": "hub:org/repo@main"}, "needs the 'sha256'"),
+        ({"url": "ftp://x", "sha256": {"a": "b"}}, "url must be"),
+        ({"path": "a", "url": "hub:x@y"}, "exactly one"),
+        ({"path": "../outside"}, "leaves"),
+    ],
+)
+def test_malformed_index_entries(tmp_path: Path, spec: dict, message: str) -> None:
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"entries": {"bad": spec}}))
+    with pytest.raises(ValueError, match=message):
+        read_index(index)
+
+
+def test_repository_index_is_valid() -> None:
+    assert isinstance(list_models(), list)
+
+
+def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+
+    def fake_snapshot(repo_id: str, revision: str) -> str:
+        from huggingface_hub import constants
+
+        calls.append(constants.HF_HUB_OFFLINE)
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(zoo_index, "snapshot_download", fake_snapshot)
+    monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: False)
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": {"m": "0"}}}}))
+    with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
+        load("r", index)
+    assert calls == [True]  # the cache only, never the network
+
+
+def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(zoo_index, "snapshot_download", lambda repo_id, revision: str(entry))
+    monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: pytest.fail("went online"))
+    digest = sha256_file(entry / "model.safetensors")
+    index = tmp_path / "index.json"
+    index.write_text(
+        json.dumps(
+            {"entries": {"r": {"url": "hub:org/r@v1", "sha256": {"model.safetensors": digest}}}}
+        )
+    )
+    assert load("r", index).card.name == "fpn-demo"
+
+
+def test_https_entry_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.error
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", unreachable)
+    index = tmp_path / "index.json"
+    spec = {
+        "url": "https://example.org/e.tar.gz",
+        "archive_sha256": "ab" * 32,
+        "sha256": {"m": "0"},
+    }
+    index.write_text(json.dumps({"entries": {"e": spec}}))
+    with pytest.raises(ConnectionError, match=r"https://example.org/e.tar.gz cannot be downloaded"):
+        load("e", index)
+
+
+def test_https_entry_download_and_cache(
+    entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(entry, arcname="fpn-demo")
+    archive = buffer.getvalue()
+    import hashlib
+
+    opened: list[str] = []
+
+    def fake_urlopen(url: str, timeout: float) -> io.BytesIO:
+        opened.append(url)
+        return io.BytesIO(archive)
+
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", fake_urlopen)
+    digest = sha256_file(entry / "model.safetensors")
+    spec = {
+        "url": "https://example.org/fpn-demo.tar.gz",
+        "archive_sha256": hashlib.sha256(archive).hexdigest(),
+        "sha256": {"model.safetensors": digest},
+    }
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"entries": {"fpn-demo": spec}}))
+    assert load("fpn-demo", index).class_names == CLASSES
+    assert load("fpn-demo", index).class_names == CLASSES  # from the cache
+    assert opened == [spec["url"]]
+
+
+def test_card_requires_consistent_classes() -> None:
+    with pytest.raises(ValueError, match="class_names has 2 names but num_classes=3"):
+        ModelCard("x", "fpn", "resnet18", 3, 3, ["a", "b"])
