@@ -19,6 +19,8 @@ from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.cli import compare_main
+from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
+from lmp_lightning.zoo.cli import zoo_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
 
@@ -79,19 +81,31 @@ def resolve_loss_args(args: list[str]) -> list[str]:
     return out
 
 
+def resolve_zoo_checkpoint(args: list[str]) -> list[str]:
+    """Replaces ``--ckpt_path zoo:NAME`` by a verified checkpoint of the zoo entry ``NAME``."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == "--ckpt_path" and i + 1 < len(out) and out[i + 1].startswith(ZOO_PREFIX):
+            out[i + 1] = str(zoo_checkpoint(out[i + 1]))
+        elif arg.startswith(f"--ckpt_path={ZOO_PREFIX}"):
+            out[i] = f"--ckpt_path={zoo_checkpoint(arg.split('=', 1)[1])}"
+    return out
+
+
 def run_cli(args: list[str] | None = None) -> SegmentationCLI:
     """Runs the CLI and returns it (with its trainer, model and data module), for Python use.
 
     Args:
         args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
     """
-    args = resolve_loss_args(sys.argv[1:] if args is None else args)
+    args = resolve_zoo_checkpoint(resolve_loss_args(sys.argv[1:] if args is None else args))
     return SegmentationCLI(SegmentationModule, SegmentationDataModule, args=args)
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``;
-    ``lmp-seg compare BASELINE RUN [--out DIR]`` compares two per-class results files.
+    ``lmp-seg compare BASELINE RUN [--out DIR]`` compares two per-class results files;
+    ``lmp-seg zoo list|info|export|push`` manages the model zoo.
 
     A configuration error (an unknown name, a missing directory, a mismatch between model,
     data and checkpoint) ends the command with one line on stderr and exit status 2; set
@@ -101,9 +115,18 @@ def main(args: list[str] | None = None) -> None:
     try:
         if argv[:1] == ["compare"]:
             compare_main(argv[1:])
+        elif argv[:1] == ["zoo"]:
+            zoo_main(argv[1:])
         else:
             run_cli(argv)
-    except (ValueError, KeyError, TypeError, FileNotFoundError, FileExistsError) as error:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        FileNotFoundError,
+        FileExistsError,
+        ConnectionError,
+    ) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error

@@ -332,6 +332,15 @@ class SegmentationModule(LightningModule):
             self.loss.set_pixel_statistics(counts())
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The loss is a plug-in: a checkpoint trained with another loss (or a zoo entry, which
+        # has none) loads with this module's loss state.
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith("loss.")]:
+            if key not in self.state_dict():
+                del state[key]
+        for key, value in self.state_dict().items():
+            if key.startswith("loss.") and key not in state:
+                state[key] = value
         saved = checkpoint.get("hyper_parameters", {})
         for key in ("arch", "encoder_name", "num_classes", "in_channels", "output_stride"):
             if key in saved and saved[key] != self.hparams.get(key):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import math
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,9 @@ def export_checkpoint(
             f"{ckpt_path} is not a Lightning checkpoint of SegmentationModule "
             "(needs 'state_dict' and 'hyper_parameters')"
         )
-    hparams = dict(checkpoint["hyper_parameters"])
+    accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
+    # LightningCLI adds its own keys (``_instantiator``, ``_class_path``): keep the arguments.
+    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
     hparams["encoder_weights"] = None
     module = SegmentationModule(**hparams)
     state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("loss.")}

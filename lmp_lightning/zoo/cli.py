@@ -1,0 +1,91 @@
+"""``lmp-seg zoo list | info NAME | export CKPT --name NAME --out DIR | push DIR ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lmp_lightning.zoo.api import info, list_models
+from lmp_lightning.zoo.card import ModelCard
+from lmp_lightning.zoo.export import export_checkpoint
+
+__all__ = ["push_entry", "zoo_main"]
+
+
+def push_entry(
+    directory: str | Path,
+    repo_id: str | None = None,
+    wandb_project: str | None = None,
+    private: bool = False,
+) -> list[str]:
+    """Publishes an entry directory to the Hugging Face Hub and/or as a W&B model artifact.
+
+    Returns:
+        Where it went: the Hub commit URL and/or the artifact name.
+    """
+    directory = Path(directory)
+    card = ModelCard.load(directory)  # refuses a directory that is not an entry
+    if repo_id is None and wandb_project is None:
+        raise ValueError("give --repo-id (Hugging Face Hub) and/or --wandb-project (W&B)")
+    done = []
+    if repo_id is not None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(directory),
+            commit_message=f"lmp-lightning zoo entry {card.name}",
+        )
+        done.append(str(getattr(commit, "commit_url", commit)))
+    if wandb_project is not None:
+        import wandb
+
+        run = wandb.init(project=wandb_project, job_type="zoo-push")
+        artifact = wandb.Artifact(card.name, type="model", metadata=card.to_dict())
+        artifact.add_dir(str(directory))
+        run.log_artifact(artifact)
+        run.finish()
+        done.append(f"{wandb_project}/{card.name}")
+    return done
+
+
+def zoo_main(args: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lmp-seg zoo", description="The model zoo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the entries of zoo/index.json")
+    show = sub.add_parser("info", help="an entry's card")
+    show.add_argument("name", help="an entry name or an entry directory")
+    export = sub.add_parser("export", help="a Lightning checkpoint to a zoo entry")
+    export.add_argument("ckpt", help="the checkpoint (.ckpt) of lmp-seg fit")
+    export.add_argument("--name", required=True, help="the entry's name")
+    export.add_argument("--out", required=True, help="the entry directory to create")
+    export.add_argument("--results", default=None, help="results_val.json with the metrics")
+    export.add_argument("--config", default=None, help="the run's config.yaml")
+    export.add_argument("--license", default="MIT")
+    push = sub.add_parser("push", help="an entry to the Hugging Face Hub and/or W&B")
+    push.add_argument("directory")
+    push.add_argument("--repo-id", default=None, help="Hugging Face Hub repository id")
+    push.add_argument("--wandb-project", default=None, help="W&B project for a model artifact")
+    push.add_argument("--private", action="store_true")
+    opts = parser.parse_args(args)
+    if opts.command == "list":
+        names = list_models()
+        print("\n".join(names) if names else "(no entries in zoo/index.json)")
+    elif opts.command == "info":
+        print(json.dumps(info(opts.name), indent=2, default=str))
+    elif opts.command == "export":
+        path = export_checkpoint(
+            opts.ckpt,
+            opts.name,
+            opts.out,
+            results=opts.results,
+            license=opts.license,
+            config=opts.config,
+        )
+        print(f"zoo entry written to {path}")
+    else:
+        for place in push_entry(opts.directory, opts.repo_id, opts.wandb_project, opts.private):
+            print(f"pushed to {place}")

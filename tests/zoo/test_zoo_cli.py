@@ -1,0 +1,130 @@
+"""``lmp-seg zoo`` and ``--ckpt_path zoo:...`` end to end on a tiny run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmp_lightning.cli import main, run_cli
+from lmp_lightning.zoo import cli as zoo_cli
+
+TINY = [
+    "--data.num_train_images=4",
+    "--data.num_val_images=2",
+    "--data.image_size=[64, 80]",
+    "--data.crop_size=64",
+    "--data.batch_size=2",
+    "--trainer.accelerator=cpu",
+    "--trainer.devices=1",
+    "--trainer.enable_progress_bar=false",
+    "--model.arch=fpn",
+    "--model.encoder_name=resnet18",
+]
+
+
+@pytest.fixture
+def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, float]:
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    main(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_steps=1",
+            "--trainer.max_epochs=1",
+            f"--trainer.default_root_dir={run}",
+            "--model.loss=CenterLoss",
+        ]
+    )
+    (ckpt,) = run.rglob("*.ckpt")
+    cli = run_cli(["validate", *TINY, f"--trainer.default_root_dir={run}", f"--ckpt_path={ckpt}"])
+    (results,) = run.rglob("results_val.json")
+    entry = tmp_path / "entry"
+    main(
+        [
+            "zoo",
+            "export",
+            str(ckpt),
+            "--name",
+            "tiny-fpn",
+            "--out",
+            str(entry),
+            "--results",
+            str(results),
+        ]
+    )
+    return ckpt, entry, float(cli.trainer.callback_metrics["val/mIoU"])
+
+
+def test_export_info_and_validate_from_the_zoo(exported, tmp_path, capsys) -> None:
+    _, entry, miou = exported
+    capsys.readouterr()
+    main(["zoo", "info", str(entry)])
+    card = json.loads(capsys.readouterr().out)
+    assert card["architecture"] == "fpn" and card["num_classes"] == 10
+    assert card["metrics"]["miou"] == pytest.approx(miou)
+    # The entry is usable wherever a checkpoint is, with another loss than it was trained with.
+    cli = run_cli(
+        [
+            "validate",
+            *TINY,
+            f"--trainer.default_root_dir={tmp_path / 'v'}",
+            f"--ckpt_path=zoo:{entry}",
+        ]
+    )
+    assert float(cli.trainer.callback_metrics["val/mIoU"]) == pytest.approx(miou)
+
+
+def test_zoo_checkpoint_of_a_corrupt_entry_is_refused(exported, tmp_path, capsys) -> None:
+    _, entry, _ = exported
+    weights = entry / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "validate",
+                *TINY,
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--ckpt_path=zoo:{entry}",
+            ]
+        )
+    assert "sha256 mismatch" in capsys.readouterr().err
+
+
+def test_push_to_the_hub_and_wandb(exported, monkeypatch, tmp_path) -> None:
+    _, entry, _ = exported
+    uploads = []
+
+    class FakeApi:
+        def create_repo(self, repo_id, exist_ok, private):  # type: ignore[no-untyped-def]
+            uploads.append(("create", repo_id))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):  # type: ignore[no-untyped-def]
+            uploads.append(("upload", repo_id, sorted(p.name for p in Path(folder_path).iterdir())))
+            return "https://huggingface.co/me/tiny/commit/1"
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    import wandb
+
+    added = []
+    original_add_dir = wandb.Artifact.add_dir
+
+    def spy(self, local_path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        added.append((self.name, self.type, local_path))
+        return original_add_dir(self, local_path, *args, **kwargs)
+
+    monkeypatch.setattr(wandb.Artifact, "add_dir", spy)
+    places = zoo_cli.push_entry(entry, repo_id="me/tiny", wandb_project="lmp")
+    assert uploads[0] == ("create", "me/tiny")
+    assert {"card.json", "config.json", "model.safetensors", "README.md"} <= set(uploads[1][2])
+    assert places == ["https://huggingface.co/me/tiny/commit/1", "lmp/tiny-fpn"]
+    assert added == [("tiny-fpn", "model", str(entry))]  # the entry as a W&B model artifact
+    with pytest.raises(ValueError, match="--repo-id"):
+        zoo_cli.push_entry(entry)
