@@ -89,6 +89,9 @@ class SegmentationModule(LightningModule):
         tile_overlap: overlap of ``optimized`` tiles in pixels.
         tile_crop: window side of ``sliding``.
         tile_stride: window step of ``sliding`` (default two thirds of the window).
+        init_weights: start from these model weights (fine-tuning): ``zoo:NAME``, a zoo entry
+            directory, or a ``.ckpt`` of ``lmp-seg fit``; the architecture, encoder and class
+            count must match.
 
     Example:
         >>> module = SegmentationModule("fpn", "resnet18", num_classes=3)
@@ -117,6 +120,7 @@ class SegmentationModule(LightningModule):
         tile_overlap: int = 200,
         tile_crop: int = 512,
         tile_stride: int | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -146,6 +150,8 @@ class SegmentationModule(LightningModule):
             output_stride,
             **(model_kwargs or {}),
         )
+        if init_weights is not None:
+            self._load_init_weights(init_weights)
         self.stride = required_stride(self.model)
         self.loss = loss if loss is not None else CrossEntropy(ignore_index=ignore_index)
         if not isinstance(self.loss, SegmentationLoss):
@@ -330,6 +336,30 @@ class SegmentationModule(LightningModule):
                     "--model.loss.class_weights, or use a data module with per_image_counts()"
                 )
             self.loss.set_pixel_statistics(counts())
+
+    def _load_init_weights(self, spec: str) -> None:
+        """Loads the model weights of a zoo entry or a Lightning checkpoint (fine-tuning)."""
+        if spec.startswith("zoo:") or Path(spec).is_dir():
+            from lmp_lightning.zoo import load
+
+            state = load(spec.removeprefix("zoo:")).model.state_dict()
+        elif Path(spec).is_file():
+            saved = torch.load(spec, map_location="cpu", weights_only=False)
+            state = {
+                k.removeprefix("model."): v
+                for k, v in saved.get("state_dict", {}).items()
+                if k.startswith("model.")
+            }
+        else:
+            raise FileNotFoundError(f"init_weights: no zoo entry or checkpoint at {spec!r}")
+        try:
+            self.model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"init_weights {spec!r} do not fit this model (arch={self.hparams['arch']!r}, "
+                f"encoder_name={self.hparams['encoder_name']!r}, "
+                f"num_classes={self.num_classes}): {str(error)[:300]}"
+            ) from None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The loss is a plug-in: a checkpoint trained with another loss (or a zoo entry, which

@@ -128,3 +128,36 @@ def test_push_to_the_hub_and_wandb(exported, monkeypatch, tmp_path) -> None:
     assert added == [("tiny-fpn", "model", str(entry))]  # the entry as a W&B model artifact
     with pytest.raises(ValueError, match="--repo-id"):
         zoo_cli.push_entry(entry)
+
+
+def test_fine_tuning_from_a_zoo_entry(exported, tmp_path, capsys) -> None:
+    _, entry, miou = exported
+    import torch
+
+    from lmp_lightning.zoo import load
+
+    reference = load(str(entry)).model.state_dict()
+    cli = run_cli(
+        [
+            "validate",
+            *TINY,
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--model.init_weights=zoo:{entry}",
+        ]
+    )
+    assert float(cli.trainer.callback_metrics["val/mIoU"]) == pytest.approx(miou)
+    for key, value in cli.model.model.state_dict().items():
+        assert torch.equal(value, reference[key])
+    main(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_steps=1",
+            "--trainer.max_epochs=1",
+            f"--trainer.default_root_dir={tmp_path / 'ft'}",
+            f"--model.init_weights=zoo:{entry}",
+        ]
+    )
+    with pytest.raises(SystemExit):  # another architecture: one clear message
+        main(["validate", *TINY, "--model.arch=unet", f"--model.init_weights=zoo:{entry}"])
+    assert "do not fit this model (arch='unet'" in capsys.readouterr().err
