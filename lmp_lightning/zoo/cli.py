@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 from lmp_lightning.zoo.api import info, list_models
@@ -52,6 +53,38 @@ def push_entry(
     return done
 
 
+def _results_for(ckpt: Path, config: str | None) -> str | None:
+    """The metrics of a checkpoint: the run's ``results_val.json``, or, with the run's
+    ``config.yaml``, a validation of the checkpoint now (into a temporary folder)."""
+    for folder in (ckpt.parent.parent, ckpt.parent):
+        if (folder / "results_val.json").is_file():
+            return str(folder / "results_val.json")
+    found = (
+        [Path(config)]
+        if config
+        else [ckpt.parent.parent / "config.yaml", ckpt.parent / "config.yaml"]
+    )
+    config_file = next((p for p in found if p.is_file()), None)
+    if config_file is None:
+        return None
+    from lmp_lightning.cli import run_cli
+
+    out = Path(tempfile.mkdtemp(prefix="lmp-zoo-validate-"))
+    run_cli(
+        [
+            "validate",
+            "--config",
+            str(config_file),
+            f"--ckpt_path={ckpt}",
+            f"--trainer.default_root_dir={out}",
+            "--trainer.logger=false",
+            "--trainer.callbacks=[]",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    return str(out / "results_val.json")
+
+
 def zoo_main(args: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="lmp-seg zoo", description="The model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,7 +95,12 @@ def zoo_main(args: list[str]) -> None:
     export.add_argument("ckpt", help="the checkpoint (.ckpt) of lmp-seg fit")
     export.add_argument("--name", required=True, help="the entry's name")
     export.add_argument("--out", required=True, help="the entry directory to create")
-    export.add_argument("--results", default=None, help="results_val.json with the metrics")
+    export.add_argument(
+        "--results",
+        default=None,
+        help="results_val.json with the metrics "
+        "(default: the run's, or a validation of the checkpoint now)",
+    )
     export.add_argument("--config", default=None, help="the run's config.yaml")
     export.add_argument("--license", default="MIT")
     push = sub.add_parser("push", help="an entry to the Hugging Face Hub and/or W&B")
@@ -81,7 +119,7 @@ def zoo_main(args: list[str]) -> None:
             opts.ckpt,
             opts.name,
             opts.out,
-            results=opts.results,
+            results=opts.results or _results_for(Path(opts.ckpt), opts.config),
             license=opts.license,
             config=opts.config,
         )

@@ -161,3 +161,25 @@ def test_fine_tuning_from_a_zoo_entry(exported, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):  # another architecture: one clear message
         main(["validate", *TINY, "--model.arch=unet", f"--model.init_weights=zoo:{entry}"])
     assert "do not fit this model (arch='unet'" in capsys.readouterr().err
+
+
+def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    main(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_steps=1",
+            "--trainer.max_epochs=1",
+            f"--trainer.default_root_dir={run}",
+        ]
+    )
+    (ckpt,) = run.rglob("*.ckpt")
+    assert not list(run.rglob("results_val.json"))
+    main(["zoo", "export", str(ckpt), "--name", "fresh", "--out", str(tmp_path / "entry")])
+    capsys.readouterr()
+    main(["zoo", "info", str(tmp_path / "entry")])
+    card = json.loads(capsys.readouterr().out)
+    assert 0.0 <= card["metrics"]["miou"] <= 1.0 and len(card["metrics"]["iou"]) == 10
+    assert card["loss"]["class_path"].endswith("CrossEntropy")
