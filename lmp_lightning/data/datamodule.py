@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import albumentations as A
+import numpy as np
 import torch
 from lightning import LightningDataModule
 from torch import Tensor
@@ -199,10 +200,21 @@ class SegmentationDataModule(LightningDataModule):
         if stage == "predict" and self.hparams["predict_dir"] is not None:
             return
         needed: set[Split] = {"train", "val"} if stage == "fit" else {splits[stage]}
+        if "train" in needed:
+            self.train_transform.set_random_seed(self._rank_seed())
         for split in needed:
             if split not in self.datasets:
                 transform = self.train_transform if split == "train" else self.eval_transform
                 self.datasets[split] = TransformedDataset(self._raw(split), transform)
+
+    def _rank_seed(self) -> int:
+        """``seed`` on process 0, a seed derived from ``(seed, rank)`` on the others, so that
+        under DDP every process draws its own augmentations (worker seeds derive from it)."""
+        seed = int(self.hparams["seed"])
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        if rank == 0:
+            return seed
+        return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
     def train_dataset_raw(self) -> SegmentationDataset:
         """The untransformed training split (numpy samples), for class statistics."""
@@ -271,7 +283,7 @@ class SegmentationDataModule(LightningDataModule):
                 num_workers=hp.num_workers,
                 pin_memory=hp.pin_memory,
             )
-        generator = torch.Generator().manual_seed(hp.seed)
+        generator = torch.Generator().manual_seed(self._rank_seed())
         return self._loader(
             "train", batch_size=hp.batch_size, shuffle=True, drop_last=True, generator=generator
         )

@@ -35,7 +35,8 @@ def train_transform(
 
     The mask is scaled with nearest-neighbour interpolation and padded with ``ignore_index``
     where the scaled image is smaller than the crop; the image is padded with 0 (before
-    normalisation). Output: image float32 ``(3, h, w)``, mask int64 ``(h, w)``.
+    normalisation). Output: image float32 ``(3, h, w)``, mask an integer ``(h, w)`` tensor
+    (the data module makes it int64).
 
     Args:
         crop_size: side of the square crop, or ``(height, width)``.
