@@ -128,18 +128,3 @@ root/
         if not pairs:
             raise ValueError(f"list file {str(list_file)!r} lists no images")
         return pairs
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-        scale: float | None = None,
-    ) -> CamVid:
-        """Builds one split at ``scale`` (default :attr:`default_scale`); ``seed``,
-        ``num_images`` and ``image_size`` are unused."""
-        return cls(cls.root_dir(root), split, scale=scale)

@@ -204,18 +204,3 @@ root/
                 raise cls.missing(f"label file of {image.name}", label, root)
             pairs.append((image, label))
         return pairs
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-        scale: float | None = None,
-    ) -> Cityscapes:
-        """Builds one split at ``scale`` (default :attr:`default_scale`); ``seed``,
-        ``num_images`` and ``image_size`` are unused."""
-        return cls(cls.root_dir(root), split, scale=scale)

@@ -181,16 +181,3 @@ root/
                 raise cls.missing(f"mask of {image.name}", mask, root)
             pairs.append((image, mask))
         return pairs
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-    ) -> FolderDataset:
-        """Builds one split; ``seed``, ``num_images`` and ``image_size`` are unused."""
-        return cls(cls.root_dir(root), split)

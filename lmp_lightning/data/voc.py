@@ -241,18 +241,3 @@ root/
                     raise cls.missing(what, file, root)
             pairs.append((image, label))
         return pairs
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-        train_aug: bool | None = None,
-    ) -> PascalVOC:
-        """Builds one split (``train_aug`` defaults to :attr:`default_train_aug`); ``seed``,
-        ``num_images`` and ``image_size`` are unused."""
-        return cls(cls.root_dir(root), split, train_aug=train_aug)
