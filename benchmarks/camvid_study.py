@@ -1,0 +1,208 @@
+"""The CamVid study (docs/results/camvid.md): every variant, every seed, resumable.
+
+    python benchmarks/camvid_study.py run --seeds 0 1 2      # trains what is not finished yet
+    python benchmarks/camvid_study.py report                 # tables, Fig. 3, Spearman
+
+``run`` goes seed by seed through the variants (so an interrupted study still has complete seeds).
+A run is ``lmp-seg fit --config configs/camvid/<variant>.yaml --seed_everything <seed>``, in
+``runs/camvid_study/<variant>/seed<seed>``. A run that was interrupted resumes from its newest
+``last.ckpt`` (model, optimiser, schedule, sampler state). A finished run's final checkpoint is then
+evaluated with ``lmp-seg validate``; its ``results_val.json`` and a ``.meta.json`` (wall time,
+commands, checkpoint) are copied to ``docs/results/camvid/runs/`` at once. Runs whose results are
+there are skipped. The reported model is the last epoch's (no selection on val).
+
+``report`` reads ``docs/results/camvid/runs/`` and writes ``summary.md`` (mIoU mean and standard
+deviation per variant, the per-class table, training times), the per-variant mean results files,
+and ``fig3/`` (``lmp-seg compare`` of LMP + sampler against BASE+).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "base": "BASE",
+    "base_plus": "BASE+",
+    "lmp_only": "LMP",
+    "lmp": "LMP + sampler",
+    "lall": "LALL (k5, k=3)",
+}
+
+
+def _lmp_seg() -> list[str]:
+    exe = Path(sys.executable).with_name("lmp-seg")
+    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from lmp_lightning.cli import main; main()"]
+
+
+def _newest_last(folder: Path) -> Path | None:
+    found = sorted(folder.glob("**/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _max_epochs(config: Path) -> int:
+    import yaml
+
+    return int(yaml.safe_load(config.read_text())["trainer"]["max_epochs"])
+
+
+def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]) -> None:
+    target = results / "runs" / f"{variant}_seed{seed}.json"
+    if target.exists():
+        print(f"[study] {variant} seed {seed}: done ({target})", flush=True)
+        return
+    config = ROOT / "configs" / "camvid" / f"{variant}.yaml"
+    folder = runs / variant / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = folder / "meta.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"fit_seconds": 0.0, "fit_commands": []}
+    max_epochs = _max_epochs(config)
+    last = _newest_last(folder)
+    done_marker = folder / "fit_finished"
+    if not done_marker.exists():
+        cmd = [*_lmp_seg(), "fit", "--config", str(config.relative_to(ROOT)),
+               f"--seed_everything={seed}", f"--trainer.default_root_dir={folder}", *extra]
+        if last is not None:
+            cmd.append(f"--ckpt_path={last}")
+        print(f"[study] {variant} seed {seed}: {' '.join(cmd)}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.call(cmd, cwd=ROOT)
+        meta["fit_seconds"] += time.perf_counter() - start
+        meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()):]))
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        if code != 0:
+            raise SystemExit(f"[study] {variant} seed {seed}: fit exited with {code}; run again to resume")
+        last = _newest_last(folder)
+        if last is None:
+            raise SystemExit(f"[study] {variant} seed {seed}: no last.ckpt in {folder}")
+        done_marker.touch()
+    final = folder / "final"
+    if final.exists():
+        shutil.rmtree(final)
+    cmd = [*_lmp_seg(), "validate", "--config", str(config.relative_to(ROOT)),
+           f"--seed_everything={seed}", f"--ckpt_path={last}", "--trainer.logger=false",
+           f"--trainer.default_root_dir={final}", *extra]
+    start = time.perf_counter()
+    code = subprocess.call(cmd, cwd=ROOT)
+    if code != 0:
+        raise SystemExit(f"[study] {variant} seed {seed}: validate exited with {code}")
+    meta.update(
+        variant=variant,
+        seed=seed,
+        max_epochs=max_epochs,
+        epochs_trained=int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1,
+        validate_seconds=time.perf_counter() - start,
+        validate_command=" ".join(cmd[len(_lmp_seg()):]),
+        checkpoint=str(last.relative_to(ROOT) if last.is_relative_to(ROOT) else last),
+        torch_threads=torch.get_num_threads(),
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    (results / "runs" / f"{variant}_seed{seed}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.copyfile(final / "results_val.json", target)
+    print(f"[study] {variant} seed {seed}: written {target}", flush=True)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
+
+
+def report(results: Path) -> str:
+    from lmp_lightning.reports import ClassResults
+    from lmp_lightning.reports.cli import comparison_report
+    from lmp_lightning.reports.compare import plot_gains, spearman
+
+    rows, means = [], {}
+    names: list[str] = []
+    for variant, label in VARIANTS.items():
+        files = sorted((results / "runs").glob(f"{variant}_seed*.json"))
+        files = [f for f in files if not f.name.endswith(".meta.json")]
+        if not files:
+            continue
+        runs = [ClassResults.load(f) for f in files]
+        metas = [json.loads(f.with_suffix(".meta.json").read_text()) for f in files]
+        names = runs[0].class_names
+        iou = np.array([r.iou for r in runs], dtype=float)
+        mean = ClassResults(
+            class_names=names,
+            iou=np.nanmean(iou, axis=0).tolist(),
+            pixel_counts=runs[0].pixel_counts,
+            miou=float(np.mean([r.miou for r in runs])),
+            config={"variant": variant, "seeds": [m["seed"] for m in metas], "runs": [f.name for f in files]},
+        )
+        mean.save(results / f"mean_{variant}.json")
+        means[variant] = mean
+        m, s = _mean_std([100 * r.miou for r in runs])
+        minutes = [m_["fit_seconds"] / 60 for m_ in metas]
+        rows.append((variant, label, runs, m, s, minutes, [m_["seed"] for m_ in metas]))
+    out = ["## mIoU on CamVid val (last epoch, no selection on val)", "",
+           "| variant | seeds | mIoU per seed (%) | mIoU mean ± std (%) | training time per run (min) |",
+           "|---|---|---|---:|---|"]
+    for variant, label, runs, m, s, minutes, seeds in rows:
+        per = ", ".join(f"{100 * r.miou:.2f}" for r in runs)
+        out.append(f"| {label} (`{variant}`) | {', '.join(map(str, seeds))} | {per} | "
+                   f"{m:.2f} ± {s:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |")
+    out += ["", "## Per-class IoU (%), mean over seeds (Tab. 3 style)", "",
+            "| variant | " + " | ".join(names) + " | mIoU |", "|---|" + "---:|" * (len(names) + 1)]
+    for variant, label, runs, m, s, minutes, seeds in rows:
+        cells = " | ".join(f"{100 * v:.1f}" for v in means[variant].iou)
+        out.append(f"| {label} | {cells} | {m:.1f} |")
+    if means:
+        counts = next(iter(means.values())).pixel_counts
+        out.append("| val pixels | " + " | ".join(f"{c / 1e3:.0f}k" for c in counts) + " | |")
+    if "base_plus" in means:
+        out += ["", "## Gain over BASE+ and its Spearman correlation with the pixel count", "",
+                "| variant | gain in mIoU (points) | classes improved | Spearman(gain, val pixels) |",
+                "|---|---:|---:|---:|"]
+        base = means["base_plus"]
+        for variant, label, *_ in rows:
+            if variant == "base_plus":
+                continue
+            delta = np.asarray(means[variant].iou) - np.asarray(base.iou)
+            rho = spearman(delta, base.pixel_counts)
+            out.append(f"| {label} | {100 * (means[variant].miou - base.miou):+.2f} | "
+                       f"{int((delta > 0).sum())} of {len(delta)} | {rho:.3f} |")
+        if "lmp" in means:
+            fig = results / "fig3"
+            fig.mkdir(exist_ok=True)
+            plot_gains(base, means["lmp"], fig / "gains.png",
+                       title="CamVid val: IoU gain of LMP + sampler over BASE+ (mean over seeds)")
+            (fig / "comparison.md").write_text(
+                comparison_report(base, means["lmp"], ("BASE+", "LMP + sampler")))
+    text = "\n".join(out) + "\n"
+    (results / "summary.md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and evaluate the runs that are not finished")
+    run.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    run.add_argument("--runs", type=Path, default=ROOT / "runs" / "camvid_study")
+    run.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
+    run.add_argument("extra", nargs="*", help="more lmp-seg arguments, after --")
+    rep = sub.add_parser("report", help="write summary.md, the mean results and fig3/")
+    rep.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
+    opts = parser.parse_args()
+    if opts.command == "run":
+        for seed in opts.seeds:
+            for variant in opts.variants:
+                run_one(variant, seed, opts.runs.resolve(), opts.results.resolve(), opts.extra)
+    else:
+        print(report(opts.results))
+
+
+if __name__ == "__main__":
+    main()
