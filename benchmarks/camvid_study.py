@@ -42,7 +42,11 @@ VARIANTS = {
 
 def _lmp_seg() -> list[str]:
     exe = Path(sys.executable).with_name("lmp-seg")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c", "from lmp_lightning.cli import main; main()"]
+    return (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, "-c", "from lmp_lightning.cli import main; main()"]
+    )
 
 
 def _newest_last(folder: Path) -> Path | None:
@@ -50,10 +54,25 @@ def _newest_last(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _max_epochs(config: Path) -> int:
+def _max_epochs(config: Path, extra: list[str]) -> int:
     import yaml
 
+    for arg in extra:
+        if arg.startswith("--trainer.max_epochs="):
+            return int(arg.split("=", 1)[1])
     return int(yaml.safe_load(config.read_text())["trainer"]["max_epochs"])
+
+
+def _epochs_done(ckpt: Path | None) -> int:
+    """Training epochs finished when ``ckpt`` was written (0 without a checkpoint).
+
+    A fit that Lightning stopped on SIGTERM exits with status 0, so the status alone does not
+    say whether a run finished."""
+    if ckpt is None:
+        return 0
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    progress = state["loops"]["fit_loop"]["epoch_progress"]["total"]
+    return max(int(progress["processed"]), int(progress["completed"]))
 
 
 def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]) -> None:
@@ -65,33 +84,51 @@ def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]
     folder = runs / variant / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"fit_seconds": 0.0, "fit_commands": []}
-    max_epochs = _max_epochs(config)
+    meta = (
+        json.loads(meta_path.read_text())
+        if meta_path.exists()
+        else {"fit_seconds": 0.0, "fit_commands": []}
+    )
+    max_epochs = _max_epochs(config, extra)
     last = _newest_last(folder)
-    done_marker = folder / "fit_finished"
-    if not done_marker.exists():
-        cmd = [*_lmp_seg(), "fit", "--config", str(config.relative_to(ROOT)),
-               f"--seed_everything={seed}", f"--trainer.default_root_dir={folder}", *extra]
+    if _epochs_done(last) < max_epochs:
+        cmd = [
+            *_lmp_seg(),
+            "fit",
+            "--config",
+            str(config.relative_to(ROOT)),
+            f"--seed_everything={seed}",
+            f"--trainer.default_root_dir={folder}",
+            *extra,
+        ]
         if last is not None:
             cmd.append(f"--ckpt_path={last}")
         print(f"[study] {variant} seed {seed}: {' '.join(cmd)}", flush=True)
         start = time.perf_counter()
         code = subprocess.call(cmd, cwd=ROOT)
         meta["fit_seconds"] += time.perf_counter() - start
-        meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()):]))
+        meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()) :]))
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        if code != 0:
-            raise SystemExit(f"[study] {variant} seed {seed}: fit exited with {code}; run again to resume")
         last = _newest_last(folder)
-        if last is None:
-            raise SystemExit(f"[study] {variant} seed {seed}: no last.ckpt in {folder}")
-        done_marker.touch()
+        if code != 0 or _epochs_done(last) < max_epochs:
+            raise SystemExit(
+                f"[study] {variant} seed {seed}: fit stopped (exit status {code}) after "
+                f"{_epochs_done(last)} of {max_epochs} epochs; run again to resume"
+            )
     final = folder / "final"
     if final.exists():
         shutil.rmtree(final)
-    cmd = [*_lmp_seg(), "validate", "--config", str(config.relative_to(ROOT)),
-           f"--seed_everything={seed}", f"--ckpt_path={last}", "--trainer.logger=false",
-           f"--trainer.default_root_dir={final}", *extra]
+    cmd = [
+        *_lmp_seg(),
+        "validate",
+        "--config",
+        str(config.relative_to(ROOT)),
+        f"--seed_everything={seed}",
+        f"--ckpt_path={last}",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={final}",
+        *extra,
+    ]
     start = time.perf_counter()
     code = subprocess.call(cmd, cwd=ROOT)
     if code != 0:
@@ -100,14 +137,16 @@ def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]
         variant=variant,
         seed=seed,
         max_epochs=max_epochs,
-        epochs_trained=int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1,
+        global_step=int(torch.load(last, map_location="cpu", weights_only=False)["global_step"]),
         validate_seconds=time.perf_counter() - start,
-        validate_command=" ".join(cmd[len(_lmp_seg()):]),
+        validate_command=" ".join(cmd[len(_lmp_seg()) :]),
         checkpoint=str(last.relative_to(ROOT) if last.is_relative_to(ROOT) else last),
         torch_threads=torch.get_num_threads(),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    (results / "runs" / f"{variant}_seed{seed}.meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (results / "runs" / f"{variant}_seed{seed}.meta.json").write_text(
+        json.dumps(meta, indent=2) + "\n"
+    )
     shutil.copyfile(final / "results_val.json", target)
     print(f"[study] {variant} seed {seed}: written {target}", flush=True)
 
@@ -138,54 +177,81 @@ def report(results: Path) -> str:
             iou=np.nanmean(iou, axis=0).tolist(),
             pixel_counts=runs[0].pixel_counts,
             miou=float(np.mean([r.miou for r in runs])),
-            config={"variant": variant, "seeds": [m["seed"] for m in metas], "runs": [f.name for f in files]},
+            config={
+                "variant": variant,
+                "seeds": [m["seed"] for m in metas],
+                "runs": [f.name for f in files],
+            },
         )
         mean.save(results / f"mean_{variant}.json")
         means[variant] = mean
         m, s = _mean_std([100 * r.miou for r in runs])
         minutes = [m_["fit_seconds"] / 60 for m_ in metas]
         rows.append((variant, label, runs, m, s, minutes, [m_["seed"] for m_ in metas]))
-    out = ["## mIoU on CamVid val (last epoch, no selection on val)", "",
-           "| variant | seeds | mIoU per seed (%) | mIoU mean ± std (%) | training time per run (min) |",
-           "|---|---|---|---:|---|"]
+    out = [
+        "## mIoU on CamVid val (last epoch, no selection on val)",
+        "",
+        "| variant | seeds | mIoU per seed (%) | mIoU mean ± std (%) | fit time per run (min) |",
+        "|---|---|---|---:|---|",
+    ]
     for variant, label, runs, m, s, minutes, seeds in rows:
         per = ", ".join(f"{100 * r.miou:.2f}" for r in runs)
-        out.append(f"| {label} (`{variant}`) | {', '.join(map(str, seeds))} | {per} | "
-                   f"{m:.2f} ± {s:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |")
-    out += ["", "## Per-class IoU (%), mean over seeds (Tab. 3 style)", "",
-            "| variant | " + " | ".join(names) + " | mIoU |", "|---|" + "---:|" * (len(names) + 1)]
-    for variant, label, runs, m, s, minutes, seeds in rows:
+        out.append(
+            f"| {label} (`{variant}`) | {', '.join(map(str, seeds))} | {per} | "
+            f"{m:.2f} ± {s:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |"
+        )
+    out += [
+        "",
+        "## Per-class IoU (%), mean over seeds (Tab. 3 style)",
+        "",
+        "| variant | " + " | ".join(names) + " | mIoU |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for variant, label, *_, m, _, _, _ in rows:
         cells = " | ".join(f"{100 * v:.1f}" for v in means[variant].iou)
         out.append(f"| {label} | {cells} | {m:.1f} |")
     if means:
         counts = next(iter(means.values())).pixel_counts
         out.append("| val pixels | " + " | ".join(f"{c / 1e3:.0f}k" for c in counts) + " | |")
     if "base_plus" in means:
-        out += ["", "## Gain over BASE+ and its Spearman correlation with the pixel count", "",
-                "| variant | gain in mIoU (points) | classes improved | Spearman(gain, val pixels) |",
-                "|---|---:|---:|---:|"]
+        out += [
+            "",
+            "## Gain over BASE+ and its Spearman correlation with the pixel count",
+            "",
+            "| variant | gain in mIoU (points) | classes improved | Spearman(gain, val pixels) |",
+            "|---|---:|---:|---:|",
+        ]
         base = means["base_plus"]
         for variant, label, *_ in rows:
             if variant == "base_plus":
                 continue
             delta = np.asarray(means[variant].iou) - np.asarray(base.iou)
             rho = spearman(delta, base.pixel_counts)
-            out.append(f"| {label} | {100 * (means[variant].miou - base.miou):+.2f} | "
-                       f"{int((delta > 0).sum())} of {len(delta)} | {rho:.3f} |")
+            out.append(
+                f"| {label} | {100 * (means[variant].miou - base.miou):+.2f} | "
+                f"{int((delta > 0).sum())} of {len(delta)} | {rho:.3f} |"
+            )
         if "lmp" in means:
             fig = results / "fig3"
             fig.mkdir(exist_ok=True)
-            plot_gains(base, means["lmp"], fig / "gains.png",
-                       title="CamVid val: IoU gain of LMP + sampler over BASE+ (mean over seeds)")
+            plot_gains(
+                base,
+                means["lmp"],
+                fig / "gains.png",
+                title="CamVid val: IoU gain of LMP + sampler over BASE+ (mean over seeds)",
+            )
             (fig / "comparison.md").write_text(
-                comparison_report(base, means["lmp"], ("BASE+", "LMP + sampler")))
+                comparison_report(base, means["lmp"], ("BASE+", "LMP + sampler"))
+            )
     text = "\n".join(out) + "\n"
     (results / "summary.md").write_text(text)
     return text
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and evaluate the runs that are not finished")
     run.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))

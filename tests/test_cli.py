@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lightning import Trainer
+from lightning import Callback, LightningModule, Trainer
 
 from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SegmentationDataModule
@@ -287,3 +287,61 @@ def test_two_process_cpu_ddp(tmp_path: Path) -> None:
     assert "All distributed processes registered" in out.stderr + out.stdout
     checkpoint = torch.load(_checkpoints(tmp_path)[0], map_location="cpu", weights_only=False)
     assert checkpoint["global_step"] == 2
+
+
+class InterruptBeforeEpoch2(Callback):
+    """Stops a fit with an error at the start of its third epoch, as a killed job would."""
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.current_epoch == 2:
+            raise RuntimeError("simulated interruption")
+
+
+def _epoch_progress(ckpt: Path) -> dict[str, int]:
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return dict(state["loops"]["fit_loop"]["epoch_progress"]["total"])
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "camvid/lmp.yaml"])
+def test_interrupted_fit_resumes_from_last_checkpoint(config: str, tmp_path: Path) -> None:
+    """The shipped recipes write last.ckpt at every epoch end, not only when training ends, so
+    an interrupted run resumes where it stopped and finishes with the full step count."""
+    common = [
+        "--config",
+        str(ROOT / "configs" / config),
+        *OFFLINE_SMALL,
+        *TINY,
+        "--trainer.max_epochs=3",
+        "--trainer.limit_val_batches=1",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        run_cli(["fit", *common, "--trainer.callbacks+=tests.test_cli.InterruptBeforeEpoch2"])
+    (last,) = tmp_path.rglob("last.ckpt")
+    assert _epoch_progress(last)["processed"] == 2  # written at the end of the second epoch
+    steps_per_epoch = torch.load(last, map_location="cpu", weights_only=False)["global_step"] // 2
+    cli = run_cli(["fit", *common, f"--ckpt_path={last}"])
+    assert (cli.trainer.current_epoch, cli.trainer.global_step) == (3, 3 * steps_per_epoch)
+    newest = max(tmp_path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert _epoch_progress(newest)["processed"] == 3
+
+
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=[str(c.relative_to(ROOT / "configs")) for c in CONFIGS]
+)
+def test_shipped_config_checkpoints_during_training(config: Path) -> None:
+    """Every recipe has a ModelCheckpoint that keeps last.ckpt up to date while training: at
+    every epoch end, or every N steps for the iteration-based recipes."""
+    import yaml
+
+    callbacks = yaml.safe_load(config.read_text())["trainer"].get("callbacks") or []
+    periodic = [
+        c.get("init_args") or {}
+        for c in callbacks
+        if c["class_path"].endswith("ModelCheckpoint")
+        and (c.get("init_args") or {}).get("save_last")
+        and (c.get("init_args") or {}).get("save_top_k", 1) != 0
+    ]
+    assert periodic, f"{config}: no ModelCheckpoint with save_last that saves during training"
+    args = periodic[0]
+    assert args.get("save_on_train_epoch_end") or args.get("every_n_train_steps"), args
