@@ -2,6 +2,7 @@
 
     python benchmarks/camvid_study.py run --seeds 0 1 2      # trains what is not finished yet
     python benchmarks/camvid_study.py report                 # tables, Fig. 3, Spearman
+    python benchmarks/camvid_study.py export --variants base_plus lmp   # best seeds -> zoo/
 
 ``run`` goes seed by seed through the variants (so an interrupted study still has complete seeds).
 A run is ``lmp-seg fit --config configs/camvid/<variant>.yaml --seed_everything <seed>``, in
@@ -26,11 +27,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+RARE = ("Pole", "SignSymbol", "Pedestrian", "Bicyclist", "Fence")
+"""The issue's under-represented classes (each under 3% of the train pixels)."""
 VARIANTS = {
     "base": "BASE",
     "base_plus": "BASE+",
@@ -151,12 +155,54 @@ def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]
     print(f"[study] {variant} seed {seed}: written {target}", flush=True)
 
 
+TRAIN_PIXELS = {
+    "Sky": 10682767,
+    "Building": 14750079,
+    "Pole": 623349,
+    "Road": 20076880,
+    "Pavement": 2845085,
+    "Tree": 6166762,
+    "SignSymbol": 743859,
+    "Fence": 714595,
+    "Car": 3719877,
+    "Pedestrian": 405385,
+    "Bicyclist": 184967,
+}
+"""Pixels per class in the train split, from ../shared/data/camvid/README.md."""
+
+
+def _rare(result: Any) -> float:
+    return float(np.mean([result.iou[result.class_names.index(n)] for n in RARE]))
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
 
 
-def report(results: Path) -> str:
+def _curves(results: Path, runs: Path) -> dict[str, list[list[float]]]:
+    """Val mIoU at every validation of every run, ``{"<variant>_seed<s>": [[epoch, miou], ...]}``,
+    from the runs' CSV logs (all versions, so resumed runs count) when they are present, kept in
+    ``results/curves.json`` so that a clone without ``runs/`` still has them."""
+    import csv
+
+    path = results / "curves.json"
+    curves: dict[str, list[list[float]]] = json.loads(path.read_text()) if path.exists() else {}
+    for meta in sorted((results / "runs").glob("*.meta.json")):
+        key = meta.name.removesuffix(".meta.json")
+        variant, seed = key.rsplit("_seed", 1)
+        points = {}
+        for log in sorted((runs / variant / f"seed{seed}").glob("lightning_logs/*/metrics.csv")):
+            for row in csv.DictReader(log.open()):
+                if row.get("val/mIoU"):
+                    points[int(row["epoch"]) + 1] = float(row["val/mIoU"])
+        if points:
+            curves[key] = [[e, points[e]] for e in sorted(points)]
+    path.write_text(json.dumps(curves, indent=1) + "\n")
+    return curves
+
+
+def report(results: Path, runs_dir: Path = ROOT / "runs" / "camvid_study") -> str:
     from lmp_lightning.reports import ClassResults
     from lmp_lightning.reports.cli import comparison_report
     from lmp_lightning.reports.compare import plot_gains, spearman
@@ -191,14 +237,16 @@ def report(results: Path) -> str:
     out = [
         "## mIoU on CamVid val (last epoch, no selection on val)",
         "",
-        "| variant | seeds | mIoU per seed (%) | mIoU mean ± std (%) | fit time per run (min) |",
-        "|---|---|---|---:|---|",
+        "| variant | seeds | mIoU per seed (%) | mIoU mean ± std (%) | rare-class IoU mean ± std "
+        "(%) | fit time per run (min) |",
+        "|---|---|---|---:|---:|---|",
     ]
     for variant, label, runs, m, s, minutes, seeds in rows:
         per = ", ".join(f"{100 * r.miou:.2f}" for r in runs)
+        rm, rs = _mean_std([100 * _rare(r) for r in runs])
         out.append(
             f"| {label} (`{variant}`) | {', '.join(map(str, seeds))} | {per} | "
-            f"{m:.2f} ± {s:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |"
+            f"{m:.2f} ± {s:.2f} | {rm:.2f} ± {rs:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |"
         )
     out += [
         "",
@@ -218,18 +266,33 @@ def report(results: Path) -> str:
             "",
             "## Gain over BASE+ and its Spearman correlation with the pixel count",
             "",
-            "| variant | gain in mIoU (points) | classes improved | Spearman(gain, val pixels) |",
-            "|---|---:|---:|---:|",
+            "Gains are differences of means over seeds, ± their standard error "
+            "sqrt(s1²/n1 + s2²/n2) (n/a with one seed).",
+            "",
+            "| variant | mIoU gain (points) | rare-class IoU gain (points) | classes improved | "
+            "Spearman(gain, val pixels) | Spearman(gain, train pixels) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         base = means["base_plus"]
-        for variant, label, *_ in rows:
+        base_runs = next(r[2] for r in rows if r[0] == "base_plus")
+        for variant, label, runs, *_ in rows:
             if variant == "base_plus":
                 continue
             delta = np.asarray(means[variant].iou) - np.asarray(base.iou)
-            rho = spearman(delta, base.pixel_counts)
+            cells = []
+            for score in (lambda r: r.miou, _rare):
+                a = [100 * score(r) for r in runs]
+                b = [100 * score(r) for r in base_runs]
+                gain = np.mean(a) - np.mean(b)
+                if len(a) > 1 and len(b) > 1:
+                    se = math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+                    cells.append(f"{gain:+.2f} ± {se:.2f}")
+                else:
+                    cells.append(f"{gain:+.2f} ± n/a")
+            train = [TRAIN_PIXELS[n] for n in base.class_names]
             out.append(
-                f"| {label} | {100 * (means[variant].miou - base.miou):+.2f} | "
-                f"{int((delta > 0).sum())} of {len(delta)} | {rho:.3f} |"
+                f"| {label} | {cells[0]} | {cells[1]} | {int((delta > 0).sum())} of {len(delta)} "
+                f"| {spearman(delta, base.pixel_counts):.3f} | {spearman(delta, train):.3f} |"
             )
         if "lmp" in means:
             fig = results / "fig3"
@@ -243,9 +306,52 @@ def report(results: Path) -> str:
             (fig / "comparison.md").write_text(
                 comparison_report(base, means["lmp"], ("BASE+", "LMP + sampler"))
             )
+    curves = _curves(results, runs_dir)
+    epochs = sorted({int(e) for points in curves.values() for e, _ in points})
+    out += [
+        "",
+        "## Val mIoU (%) during training, every 5 epochs (the last column is the reported one)",
+        "",
+        "| run | " + " | ".join(f"epoch {e}" for e in epochs) + " |",
+        "|---|" + "---:|" * len(epochs),
+    ]
+    for key in sorted(curves, key=lambda k: (list(VARIANTS).index(k.rsplit("_seed", 1)[0]), k)):
+        variant, seed = key.rsplit("_seed", 1)
+        values = {int(e): v for e, v in curves[key]}
+        cells = " | ".join(f"{100 * values[e]:.1f}" if e in values else "-" for e in epochs)
+        out.append(f"| {VARIANTS[variant]}, seed {seed} | {cells} |")
     text = "\n".join(out) + "\n"
     (results / "summary.md").write_text(text)
     return text
+
+
+def export(variants: list[str], results: Path, zoo: Path) -> None:
+    """Exports the best seed (highest val mIoU) of each variant as ``zoo/camvid-<variant>`` with
+    ``lmp-seg zoo export``'s function, and lists it in ``zoo/index.json`` with its digest."""
+    from lmp_lightning.reports import ClassResults
+    from lmp_lightning.zoo import export_checkpoint, sha256_file
+
+    index_path = zoo / "index.json"
+    index = json.loads(index_path.read_text())
+    for variant in variants:
+        files = [
+            f
+            for f in sorted((results / "runs").glob(f"{variant}_seed*.json"))
+            if not f.name.endswith(".meta.json")
+        ]
+        if not files:
+            raise SystemExit(f"[study] no finished {variant} run in {results / 'runs'}")
+        best = max(files, key=lambda f: ClassResults.load(f).miou)
+        meta = json.loads(best.with_suffix(".meta.json").read_text())
+        name = "camvid-" + variant.replace("_", "-")
+        out = zoo / name
+        export_checkpoint(ROOT / meta["checkpoint"], name, out, results=best)
+        index["entries"][name] = {
+            "path": name,
+            "sha256": {"model.safetensors": sha256_file(out / "model.safetensors")},
+        }
+        print(f"[study] {name}: {best.name} (val mIoU {100 * ClassResults.load(best).miou:.2f})")
+    index_path.write_text(json.dumps(index, indent=2) + "\n")
 
 
 def main() -> None:
@@ -261,11 +367,17 @@ def main() -> None:
     run.add_argument("extra", nargs="*", help="more lmp-seg arguments, after --")
     rep = sub.add_parser("report", help="write summary.md, the mean results and fig3/")
     rep.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
+    exp = sub.add_parser("export", help="the best seed of each variant into the zoo")
+    exp.add_argument("--variants", nargs="+", default=["base_plus", "lmp"], choices=list(VARIANTS))
+    exp.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
+    exp.add_argument("--zoo", type=Path, default=ROOT / "zoo")
     opts = parser.parse_args()
     if opts.command == "run":
         for seed in opts.seeds:
             for variant in opts.variants:
                 run_one(variant, seed, opts.runs.resolve(), opts.results.resolve(), opts.extra)
+    elif opts.command == "export":
+        export(opts.variants, opts.results, opts.zoo)
     else:
         print(report(opts.results))
 

@@ -134,6 +134,16 @@ class ModelCard:
         except TypeError as error:
             raise ValueError(f"not a model card: {error}") from None
 
+    def _dataset_options(self) -> str:
+        """The data set options of the training config (e.g. ``{'scale': 0.5}``: feed images at
+        that scale for the measured metrics), or ``""``."""
+        data = self.training_config.get("data") or {}
+        data = data.get("init_args", data) if isinstance(data, dict) else {}
+        options = data.get("dataset_options") if isinstance(data, dict) else None
+        if not options:
+            return ""
+        return f", options {options} (trained and evaluated with them; resize inputs alike)"
+
     def save(self, directory: str | Path) -> Path:
         """Writes ``card.json`` into ``directory``; returns its path."""
         path = Path(directory) / CARD_FILE
@@ -193,7 +203,7 @@ class ModelCard:
             "",
             "## Training",
             "",
-            f"- data set: {self.dataset or 'unknown'}",
+            f"- data set: {self.dataset or 'unknown'}{self._dataset_options()}",
             f"- crop size: {self.crop_size or 'unknown'}, scale range: "
             f"{self.scale_range or 'unknown'}",
             f"- loss: {_describe(self.loss)}",
