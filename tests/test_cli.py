@@ -16,21 +16,12 @@ from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
+from tests.cli_args import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 
-# Small and fast on two CPU cores: few tiny images, one step.
-TINY = [
-    "--data.num_train_images=4",
-    "--data.num_val_images=2",
-    "--data.image_size=[64, 80]",
-    "--data.crop_size=64",
-    "--data.batch_size=2",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_progress_bar=false",
-]
+
 ONE_STEP = ["--trainer.max_steps=1", "--trainer.max_epochs=1", "--trainer.limit_val_batches=1"]
 
 

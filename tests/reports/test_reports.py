@@ -15,18 +15,9 @@ from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SyntheticStreetScenes
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports import ClassResults, gains, match_analysis, plot_gains, spearman
+from tests.cli_args import TINY as CLI_TINY
 
-TINY = [
-    "--data.num_train_images=4",
-    "--data.num_val_images=2",
-    "--data.image_size=[64, 80]",
-    "--data.crop_size=64",
-    "--data.batch_size=2",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_progress_bar=false",
-    "--model.encoder_name=resnet18",
-]
+TINY = [*CLI_TINY, "--model.encoder_name=resnet18"]
 
 
 def _results(iou: list[float], counts: list[int]) -> ClassResults:

@@ -9,19 +9,9 @@ import pytest
 
 from lmp_lightning.cli import main, run_cli
 from lmp_lightning.zoo import cli as zoo_cli
+from tests.cli_args import TINY as CLI_TINY
 
-TINY = [
-    "--data.num_train_images=4",
-    "--data.num_val_images=2",
-    "--data.image_size=[64, 80]",
-    "--data.crop_size=64",
-    "--data.batch_size=2",
-    "--trainer.accelerator=cpu",
-    "--trainer.devices=1",
-    "--trainer.enable_progress_bar=false",
-    "--model.arch=fpn",
-    "--model.encoder_name=resnet18",
-]
+TINY = [*CLI_TINY, "--model.arch=fpn", "--model.encoder_name=resnet18"]
 
 
 @pytest.fixture
