@@ -35,6 +35,20 @@ class SegmentationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("num_classes", "class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        # Lightning builds the training loader (and starts its workers) before it restores a
+        # checkpoint's epoch; rebuilt at every epoch start, a resumed run's loader draws the
+        # batches of its own epoch. Cheap: the workers restart every epoch anyway.
+        parser.set_defaults({"trainer.reload_dataloaders_every_n_epochs": 1})
+
+    def before_instantiate_classes(self) -> None:
+        """``--data.seed`` left unset takes the run's seed (``--seed_everything``, an int by now),
+        so that one seed drives weights, shuffling, augmentation and the sampler, and the saved
+        ``config.yaml`` records it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        seed = config.get("seed_everything")
+        data = config.get("data")
+        if data is not None and data.get("seed") is None and type(seed) is int:
+            data.seed = seed
 
     def after_instantiate_classes(self) -> None:
         """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``

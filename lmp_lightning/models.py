@@ -17,6 +17,8 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from lmp_lightning.encoder_weights import list_packaged_weights, packaged_weights
+
 __all__ = ["build_model", "list_architectures", "list_encoders", "required_stride"]
 
 _DEEPLAB = ("deeplabv3", "deeplabv3plus")
@@ -58,7 +60,9 @@ def build_model(
         encoder_name: an encoder of :func:`list_encoders`, or ``tu-<timm model name>``.
         num_classes: number of output classes.
         in_channels: number of input channels.
-        encoder_weights: pretrained encoder weights: a name passed to
+        encoder_weights: pretrained encoder weights: a weight set that an installed package
+            ships (:func:`~lmp_lightning.encoder_weights.list_packaged_weights`, e.g.
+            ``"imagenet"`` for ``tu-tf_efficientnet_lite0``: no network), a name passed to
             segmentation_models_pytorch (``"imagenet"``, ...; taken from the local cache when
             there, else downloaded), a local ``.pth``/``.pt``/``.safetensors`` file of encoder
             weights, or ``None`` (the default, nothing is downloaded).
@@ -114,6 +118,11 @@ def build_model(
 
     if encoder_weights is None:
         return create(None)
+    packaged = packaged_weights(encoder_name, encoder_weights)
+    if packaged is not None:  # shipped by an installed package: no network
+        model = create(None)
+        packaged.load_into(model.encoder)  # type: ignore[arg-type]
+        return model
     if Path(encoder_weights).expanduser().is_file():
         model = create(None)
         _load_encoder_file(model, Path(encoder_weights).expanduser(), encoder_name)
@@ -128,7 +137,8 @@ def build_model(
             f"pretrained encoder weights {encoder_weights!r} of {encoder_name!r} are not in the "
             f"local cache and {constants.ENDPOINT} cannot be reached (offline?); download them "
             "once with network access, or pass a local file of encoder weights "
-            "(--model.encoder_weights /path/to/encoder.pth), or use null"
+            "(--model.encoder_weights /path/to/encoder.pth), or use null; weight sets that "
+            f"install with a package (encoder, weights): {list_packaged_weights()}"
         )
     return create(encoder_weights)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import albumentations as A
@@ -25,7 +26,75 @@ from lmp_lightning.data.transforms import (
     train_transform,
 )
 
-__all__ = ["SegmentationDataModule", "TransformedDataset"]
+__all__ = ["EpochShuffle", "SegmentationDataModule", "TransformedDataset", "run_seed"]
+
+
+def run_seed() -> int:
+    """The run's seed: the one given to ``lightning.seed_everything`` (``--seed_everything`` of
+    the CLI), else 0."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit seed derived from ``(seed, epoch)``.
+
+    Example:
+        >>> epoch_seed(0, 1) == epoch_seed(0, 1) != epoch_seed(0, 2)
+        True
+    """
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class EpochShuffle(Sampler[int]):
+    """A random permutation per epoch, drawn from ``(seed, epoch)`` alone.
+
+    Lightning calls :meth:`set_epoch` before every training epoch. The loader draws its worker
+    seeds from :attr:`generator`, which is reseeded from ``(seed, epoch)`` too, and ``on_epoch``
+    reseeds the augmentation of the main process: a run resumed from an epoch-end checkpoint
+    sees the batches of a run that never stopped.
+
+    Args:
+        size: number of samples.
+        seed: the run's seed.
+        epoch: the first epoch (a resumed run's loader is built before Lightning's first
+            :meth:`set_epoch`, and may already draw from it).
+        on_epoch: called with each epoch's seed.
+
+    Example:
+        >>> sampler = EpochShuffle(5, seed=0)
+        >>> first = list(sampler)
+        >>> sampler.set_epoch(1)
+        >>> sorted(sampler) == sorted(first) and list(sampler) != first
+        True
+        >>> list(EpochShuffle(5, seed=0, epoch=1)) == list(sampler)
+        True
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        epoch: int = 0,
+        on_epoch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.size, self.seed, self.on_epoch = int(size), int(seed), on_epoch
+        self.generator = torch.Generator()
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseeds for ``epoch``."""
+        self.epoch = int(epoch)
+        seed = epoch_seed(self.seed, self.epoch)
+        self.generator.manual_seed(seed)
+        if self.on_epoch is not None:
+            self.on_epoch(seed % 2**32)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch) ^ 1)
+        return iter(torch.randperm(self.size, generator=order).tolist())
 
 
 class TransformedDataset(Dataset[dict[str, Tensor]]):
@@ -78,7 +147,10 @@ class SegmentationDataModule(LightningDataModule):
         val_batch_size: batch size of validation, test and predict (full-size images).
         num_workers: loader worker processes.
         pin_memory: pin loader memory (for GPU training).
-        seed: seed of the shuffling, the augmentation and a generated data set.
+        seed: seed of the shuffling, the augmentation, the sampler's stream and stored crop
+            pixels, and a generated data set; ``None`` (the default) takes the run's seed
+            (``--seed_everything``, :func:`lightning.seed_everything`), else 0, so that one seed
+            drives the weights and the data.
         scale_range: ``(low, high)`` of the random training scale.
         mean: per-channel normalisation mean (on [0, 1] pixel values).
         std: per-channel normalisation standard deviation.
@@ -114,7 +186,7 @@ class SegmentationDataModule(LightningDataModule):
         val_batch_size: int = 1,
         num_workers: int = 0,
         pin_memory: bool = False,
-        seed: int = 0,
+        seed: int | None = None,
         scale_range: tuple[float, float] = (0.5, 1.5),
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
@@ -138,7 +210,10 @@ class SegmentationDataModule(LightningDataModule):
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
+        if seed is None:
+            seed = run_seed()
         self.save_hyperparameters()
+        self.hparams["seed"] = seed
         self._label_dataset: SegmentationDataset | None = None
         self.train_transform = train_transform(
             crop_size, scale_range, mean, std, self.ignore_index, seed=seed
@@ -275,6 +350,9 @@ class SegmentationDataModule(LightningDataModule):
         hp: Any = self.hparams
         if self._train_override is not None:
             dataset, sampler = self._train_override
+            set_epoch = getattr(sampler, "set_epoch", None)
+            if callable(set_epoch):  # the loader may draw before Lightning's set_epoch
+                set_epoch(self._first_epoch())
             return DataLoader(
                 dataset,
                 batch_size=hp.batch_size,
@@ -283,10 +361,32 @@ class SegmentationDataModule(LightningDataModule):
                 num_workers=hp.num_workers,
                 pin_memory=hp.pin_memory,
             )
-        generator = torch.Generator().manual_seed(self._rank_seed())
-        return self._loader(
-            "train", batch_size=hp.batch_size, shuffle=True, drop_last=True, generator=generator
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's DistributedSampler shuffles per (seed, epoch) and splits across ranks.
+            generator = torch.Generator().manual_seed(self._rank_seed())
+            return self._loader(
+                "train", batch_size=hp.batch_size, shuffle=True, drop_last=True, generator=generator
+            )
+        sampler = EpochShuffle(
+            len(self.datasets["train"]),
+            self._rank_seed(),
+            epoch=self._first_epoch(),
+            on_epoch=self.train_transform.set_random_seed,
         )
+        return self._loader(
+            "train",
+            batch_size=hp.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            generator=sampler.generator,
+        )
+
+    def _first_epoch(self) -> int:
+        """The epoch the next training loader starts in: the value Lightning hands to
+        ``set_epoch`` (``current_epoch`` is not yet restored when a resumed run builds it)."""
+        if self.trainer is None:
+            return 0
+        return int(self.trainer.fit_loop.epoch_progress.current.processed)
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return self._loader("val", batch_size=self._val_batch_size, shuffle=False)
