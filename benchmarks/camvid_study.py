@@ -79,13 +79,17 @@ def _epochs_done(ckpt: Path | None) -> int:
     return max(int(progress["processed"]), int(progress["completed"]))
 
 
-def run_one(variant: str, seed: int, runs: Path, results: Path, extra: list[str]) -> None:
-    target = results / "runs" / f"{variant}_seed{seed}.json"
+def run_one(
+    variant: str, seed: int, runs: Path, results: Path, extra: list[str], tag: str = ""
+) -> None:
+    """Trains (or resumes) and evaluates one run; ``tag`` names a tuning run of ``variant``
+    (its results file is ``<variant><tag>_seed<seed>.json``)."""
+    target = results / "runs" / f"{variant}{tag}_seed{seed}.json"
     if target.exists():
-        print(f"[study] {variant} seed {seed}: done ({target})", flush=True)
+        print(f"[study] {variant}{tag} seed {seed}: done ({target})", flush=True)
         return
     config = ROOT / "configs" / "camvid" / f"{variant}.yaml"
-    folder = runs / variant / f"seed{seed}"
+    folder = runs / f"{variant}{tag}" / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "meta.json"
     meta = (
@@ -364,6 +368,9 @@ def main() -> None:
     run.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     run.add_argument("--runs", type=Path, default=ROOT / "runs" / "camvid_study")
     run.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
+    run.add_argument(
+        "--tag", default="", help="names a tuning run: results in <variant><tag>_seed<seed>.json"
+    )
     run.add_argument("extra", nargs="*", help="more lmp-seg arguments, after --")
     rep = sub.add_parser("report", help="write summary.md, the mean results and fig3/")
     rep.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
@@ -375,7 +382,14 @@ def main() -> None:
     if opts.command == "run":
         for seed in opts.seeds:
             for variant in opts.variants:
-                run_one(variant, seed, opts.runs.resolve(), opts.results.resolve(), opts.extra)
+                run_one(
+                    variant,
+                    seed,
+                    opts.runs.resolve(),
+                    opts.results.resolve(),
+                    opts.extra,
+                    opts.tag,
+                )
     elif opts.command == "export":
         export(opts.variants, opts.results, opts.zoo)
     else:
