@@ -249,7 +249,17 @@ class SegmentationModule(LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        return self.infer(batch["image"]).argmax(1)
+        """Labels; at ``batch["size"]`` when the batch carries the images' own size (an image
+        folder resized by the data set's scale), with the logits resized back (bilinear)."""
+        logits = self.infer(batch["image"])
+        size = batch.get("size")
+        if size is not None:
+            height, width = (int(v) for v in size[0])
+            if logits.shape[-2:] != (height, width):
+                logits = F.interpolate(
+                    logits, size=(height, width), mode="bilinear", align_corners=False
+                )
+        return logits.argmax(1)
 
     def _log_epoch(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from lmp_lightning.data.base import SPLITS, SegmentationDataset, Split
+from lmp_lightning.data.transforms import rescale_image, rescale_label
 
 __all__ = ["FileListDataset", "read_label", "read_rgb"]
 
@@ -204,12 +205,7 @@ class FileListDataset(SegmentationDataset):
                 f"image {str(image_path)!r} is {image.shape[:2]} but its label file "
                 f"{str(label_path)!r} is {raw.shape} (height, width)"
             )
-        if self.scale != 1.0:
-            height, width = raw.shape
-            size = (max(1, round(width * self.scale)), max(1, round(height * self.scale)))
-            smooth = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-            image = cv2.resize(image, size, interpolation=smooth)
-            raw = cv2.resize(raw, size, interpolation=cv2.INTER_NEAREST_EXACT)
+        image, raw = rescale_image(image, self.scale), rescale_label(raw, self.scale)
         return {"image": image, "mask": self.map_labels(raw, label_path)}
 
     def __repr__(self) -> str:

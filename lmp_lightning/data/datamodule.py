@@ -160,6 +160,9 @@ class SegmentationDataModule(LightningDataModule):
         dataset_options: further arguments of the data set, e.g. ``{scale: 0.5}`` for CamVid
             or Cityscapes at half resolution.
         predict_dir: a folder of images for ``predict`` (default: the test split).
+        predict_rescale: resize ``predict_dir`` images by the data set's scale (its ``scale``
+            option, e.g. 0.5) before the network, as training and evaluation saw them;
+            predictions are written at each image's own size. ``False`` feeds them as they are.
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
@@ -195,6 +198,7 @@ class SegmentationDataModule(LightningDataModule):
         image_size: tuple[int, int] = (128, 160),
         dataset_options: dict[str, Any] | None = None,
         predict_dir: str | None = None,
+        predict_rescale: bool = True,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -247,6 +251,18 @@ class SegmentationDataModule(LightningDataModule):
     def ignore_index(self) -> int:
         """The label of pixels without a class."""
         return self._label_space.ignore_index
+
+    @property
+    def input_scale(self) -> float:
+        """The factor ``predict_dir`` images are resized by: the data set's ``scale`` option (or
+        its default scale) when ``predict_rescale``, else 1."""
+        hp: Any = self.hparams
+        if not hp.predict_rescale:
+            return 1.0
+        options = hp.dataset_options or {}
+        if "scale" in options:
+            return float(options["scale"])
+        return float(getattr(self.dataset_class, "default_scale", 1.0))
 
     @property
     def _val_batch_size(self) -> int:
@@ -400,5 +416,5 @@ class SegmentationDataModule(LightningDataModule):
             return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
         from lmp_lightning.data.image_folder import ImageFolder
 
-        images = ImageFolder(predict_dir, self.eval_transform)
+        images = ImageFolder(predict_dir, self.eval_transform, self.input_scale)
         return DataLoader(images, batch_size=1, num_workers=self.hparams["num_workers"])

@@ -11,6 +11,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lmp_lightning.data.transforms import rescale_image
+
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -19,18 +21,21 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 class ImageFolder(Dataset[dict[str, object]]):
     """The images of a folder (``.png``, ``.jpg``, ``.jpeg``), sorted by name, at full size.
 
-    Samples: ``image`` (the normalised float32 ``(3, H, W)`` tensor), ``raw`` (the uint8
-    ``(H, W, 3)`` RGB tensor, for overlays) and ``name`` (the file's stem).
+    Samples: ``image`` (the normalised float32 ``(3, h, w)`` tensor, the image resized by
+    ``scale``), ``raw`` (the uint8 ``(H, W, 3)`` RGB tensor at full size, for overlays),
+    ``size`` (``[H, W]``, the size predictions are returned at) and ``name`` (the file's stem).
 
     Args:
         folder: the folder of images.
         transform: the evaluation pipeline (normalisation and tensor conversion).
+        scale: the factor images are resized by before the network (the data set's scale, with
+            the data set's interpolation: :func:`~lmp_lightning.data.transforms.rescale_image`).
 
     Raises:
         FileNotFoundError: the folder does not exist or holds no image; the message names it.
     """
 
-    def __init__(self, folder: str | Path, transform: A.Compose) -> None:
+    def __init__(self, folder: str | Path, transform: A.Compose, scale: float = 1.0) -> None:
         self.folder = Path(folder).expanduser()
         if not self.folder.is_dir():
             raise FileNotFoundError(f"predict folder not found: {str(self.folder)!r}")
@@ -40,6 +45,7 @@ class ImageFolder(Dataset[dict[str, object]]):
                 f"no {'/'.join(IMAGE_SUFFIXES)} image in the predict folder {str(self.folder)!r}"
             )
         self.transform = transform
+        self.scale = float(scale)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -48,5 +54,10 @@ class ImageFolder(Dataset[dict[str, object]]):
         path = self.files[index]
         with Image.open(path) as image:
             rgb = np.asarray(image.convert("RGB"))
-        out: Tensor = self.transform(image=rgb)["image"]
-        return {"image": out, "raw": torch.from_numpy(rgb.copy()), "name": path.stem}
+        out: Tensor = self.transform(image=rescale_image(rgb, self.scale))["image"]
+        return {
+            "image": out,
+            "raw": torch.from_numpy(rgb.copy()),
+            "size": torch.tensor(rgb.shape[:2]),
+            "name": path.stem,
+        }

@@ -59,6 +59,11 @@ class ModelCard:
         mean: per-channel normalisation mean (on [0, 1] pixel values).
         std: per-channel normalisation standard deviation.
         stride: the multiple that an input's height and width are padded to.
+        input_scale: the factor an input image is resized by before the network: the scale of
+            the training and evaluation images (``0.5`` for CamVid at 240x180). ``segment``
+            applies it and returns labels at the input's size.
+        encoder_weights: the pretrained encoder weights training started from (``None``: none
+            or unknown).
         crop_size: training crop size (``None`` when unknown).
         scale_range: training random scale range (``None`` when unknown).
         dataset: the training data set (``None`` when unknown).
@@ -91,6 +96,8 @@ class ModelCard:
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     stride: int = 32
+    input_scale: float = 1.0
+    encoder_weights: str | None = None
     crop_size: int | list[int] | None = None
     scale_range: list[float] | None = None
     dataset: str | None = None
@@ -110,6 +117,15 @@ class ModelCard:
             raise ValueError(
                 f"card {self.name!r}: class_names has {len(self.class_names)} names but "
                 f"num_classes={self.num_classes}"
+            )
+        if (
+            isinstance(self.input_scale, bool)
+            or not isinstance(self.input_scale, int | float)
+            or not (math.isfinite(self.input_scale) and self.input_scale > 0)
+        ):
+            raise ValueError(
+                f"card {self.name!r}: input_scale must be a positive number, got "
+                f"{self.input_scale!r}"
             )
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(
@@ -143,6 +159,14 @@ class ModelCard:
         if not options:
             return ""
         return f", options {options} (trained and evaluated with them; resize inputs alike)"
+
+    def _encoder_weights(self) -> str:
+        from lmp_lightning.encoder_weights import packaged_weights
+
+        packaged = packaged_weights(self.encoder, self.encoder_weights)
+        if packaged is not None:
+            return f"`{self.encoder_weights}`: {packaged.description} ({packaged.license})"
+        return f"`{self.encoder_weights}`" if self.encoder_weights else "none (from scratch)"
 
     def save(self, directory: str | Path) -> Path:
         """Writes ``card.json`` into ``directory``; returns its path."""
@@ -199,6 +223,9 @@ class ModelCard:
             f"- architecture: `{self.architecture}`, encoder: `{self.encoder}`, "
             f"stride: {self.stride}",
             f"- normalisation: mean {self.mean}, std {self.std} (on [0, 1] pixel values)",
+            f"- input scale: {self.input_scale} (`segment` resizes an image by it and returns "
+            "labels at the image's size)",
+            f"- encoder weights at the start of training: {self._encoder_weights()}",
             f"- ignore_index: {self.ignore_index}",
             "",
             "## Training",

@@ -151,6 +151,8 @@ def export_checkpoint(
         mean=[float(v) for v in data.get("mean", IMAGENET_MEAN)],
         std=[float(v) for v in data.get("std", IMAGENET_STD)],
         stride=module.stride,
+        input_scale=_input_scale(data),
+        encoder_weights=hparams.get("encoder_weights"),
         crop_size=data.get("crop_size"),
         scale_range=[float(v) for v in scale] if scale is not None else None,
         dataset=data.get("dataset"),
@@ -168,3 +170,16 @@ def export_checkpoint(
     card.save(out_dir)
     (out_dir / "README.md").write_text(card.readme())  # replaces smp's generic card
     return out_dir
+
+
+def _input_scale(data: dict[str, Any]) -> float:
+    """The scale of the training data set's images: its ``scale`` option, else its default."""
+    options = data.get("dataset_options") or {}
+    if "scale" in options:
+        return float(options["scale"])
+    name = data.get("dataset")
+    if name is None:
+        return 1.0
+    from lmp_lightning.data.registry import get_dataset_class
+
+    return float(getattr(get_dataset_class(str(name)), "default_scale", 1.0))

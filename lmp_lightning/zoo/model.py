@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file as load_safetensors
 from torch import Tensor, nn
 
+from lmp_lightning.data.transforms import rescale_image
 from lmp_lightning.models import required_stride
 from lmp_lightning.zoo.card import ModelCard, sha256_file
 
@@ -59,13 +60,7 @@ class SegmentationModel(nn.Module):
         logits: Tensor = self.model(image)
         return logits[..., :H, :W]
 
-    def normalise(self, image: np.ndarray) -> Tensor:
-        """A ``(1, C, H, W)`` tensor of an ``HxWxC`` uint8 image, with the card's normalisation.
-
-        Raises:
-            TypeError: ``image`` is not a uint8 numpy array.
-            ValueError: ``image`` is not ``HxWxC`` with ``C = in_channels``.
-        """
+    def _check(self, image: np.ndarray) -> None:
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
             raise TypeError(
                 "image must be a uint8 numpy array (HxWxC RGB), got "
@@ -74,17 +69,31 @@ class SegmentationModel(nn.Module):
         channels = self.card.in_channels
         if image.ndim != 3 or image.shape[2] != channels or 0 in image.shape:
             raise ValueError(f"image must be HxWx{channels}, got shape {image.shape}")
+
+    def normalise(self, image: np.ndarray) -> Tensor:
+        """A ``(1, C, H, W)`` tensor of an ``HxWxC`` uint8 image, with the card's normalisation.
+
+        Raises:
+            TypeError: ``image`` is not a uint8 numpy array.
+            ValueError: ``image`` is not ``HxWxC`` with ``C = in_channels``.
+        """
+        self._check(image)
         mean: Tensor = self.mean  # type: ignore[assignment]
         std: Tensor = self.std  # type: ignore[assignment]
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
         return ((x.to(mean.device) - mean) / std).unsqueeze(0)
 
     @torch.no_grad()
-    def segment(self, image: np.ndarray) -> np.ndarray:
-        """Labels of an RGB image of any size.
+    def segment(self, image: np.ndarray, rescale: bool = True) -> np.ndarray:
+        """Labels of an RGB image of any size, at that size.
+
+        The image is first resized by the card's ``input_scale`` (the scale the entry was
+        trained and measured at; area interpolation when shrinking), and the logits are resized
+        back (bilinear) before the arg-max.
 
         Args:
             image: ``HxWx3`` uint8 RGB (``HxWxC`` for ``C = in_channels``).
+            rescale: apply ``input_scale`` (``False`` feeds the image as it is).
 
         Returns:
             ``HxW`` int64 labels in ``[0, num_classes)``.
@@ -93,7 +102,11 @@ class SegmentationModel(nn.Module):
             TypeError: ``image`` is not a uint8 numpy array.
             ValueError: ``image`` has the wrong shape.
         """
-        logits = self(self.normalise(image))
+        self._check(image)
+        scale = float(self.card.input_scale) if rescale else 1.0
+        logits = self(self.normalise(rescale_image(image, scale)))
+        if logits.shape[-2:] != image.shape[:2]:
+            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
         labels: np.ndarray = logits.argmax(1)[0].cpu().numpy().astype(np.int64)
         return labels
 
