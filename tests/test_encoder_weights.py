@@ -1,5 +1,6 @@
 """The packaged EfficientNet-Lite0 weights, checked against a forward pass written here from the
-file's own names (TensorFlow "same" padding, batch norm eps 1e-3, ReLU6), not through our key map."""
+file's own names (TensorFlow "same" padding, batch norm eps 1e-3, ReLU6), not through our key
+map."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def test_key_map_is_one_to_one_onto_timm_names_and_shapes() -> None:
     assert mapped["blocks.6.0.conv_pwl.weight"] == "_blocks.15._project_conv.weight"
     assert mapped["blocks.5.3.bn1.running_var"] == "_blocks.14._bn0.running_var"
     assert mapped["blocks.0.0.conv_pw.weight"] == "_blocks.0._project_conv.weight"
-    with pytest.raises(ValueError, match="_blocks.16"):
+    with pytest.raises(ValueError, match=r"_blocks\.16"):
         efficientnet_pytorch_to_timm("_blocks.16._bn0.weight")
 
 
@@ -132,7 +133,7 @@ def test_digest_mismatch_and_wrong_encoder_are_errors() -> None:
     with pytest.raises(ValueError, match="sha256 mismatch"):
         tampered.load_into(model.encoder)
     other = build_model("fpn", "tu-tf_efficientnet_lite1", 3)
-    with pytest.raises(ValueError, match="shape|does not have|unset"):
+    with pytest.raises(ValueError, match=r"shape|does not have|unset"):
         LITE0.load_into(other.encoder)
-    with pytest.raises(KeyError, match="packaged weight sets"):
+    with pytest.raises(KeyError, match=r"packaged weight sets"):
         load_packaged_weights(model, "tu-tf_efficientnet_lite0", "noisy-student")

@@ -402,7 +402,8 @@ class SegmentationDataModule(LightningDataModule):
         ``set_epoch`` (``current_epoch`` is not yet restored when a resumed run builds it)."""
         if self.trainer is None:
             return 0
-        return int(self.trainer.fit_loop.epoch_progress.current.processed)
+        current: Any = self.trainer.fit_loop.epoch_progress.current
+        return int(current.processed)
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return self._loader("val", batch_size=self._val_batch_size, shuffle=False)

@@ -106,7 +106,9 @@ class SegmentationModel(nn.Module):
         scale = float(self.card.input_scale) if rescale else 1.0
         logits = self(self.normalise(rescale_image(image, scale)))
         if logits.shape[-2:] != image.shape[:2]:
-            logits = F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)
+            logits = F.interpolate(
+                logits, size=image.shape[:2], mode="bilinear", align_corners=False
+            )
         labels: np.ndarray = logits.argmax(1)[0].cpu().numpy().astype(np.int64)
         return labels
 

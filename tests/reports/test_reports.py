@@ -142,3 +142,62 @@ def test_gain_report_with_the_default_logger(tmp_path: Path) -> None:
     (metrics,) = tmp_path.rglob("metrics.csv")
     assert Image.open(png).size == (1200, 800)
     assert "val/gain_spearman" in metrics.read_text().splitlines()[0]
+
+
+def _welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Welch's t interval of mean(b) - mean(a), written out (Welch-Satterthwaite degrees)."""
+    from scipy.stats import t
+
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t.ppf(0.5 + level / 2, df) * math.sqrt(va + vb)
+    gain = np.mean(b) - np.mean(a)
+    return gain - half, gain + half
+
+
+def test_seed_comparison_against_a_welch_interval_written_out() -> None:
+    from lmp_lightning.reports import compare_seeds
+
+    rng = np.random.default_rng(0)
+    base = [_results(list(rng.uniform(0.3, 0.7, 3)), [1000, 100, 10]) for _ in range(3)]
+    run = [_results(list(rng.uniform(0.4, 0.9, 3)), [1000, 100, 10]) for _ in range(5)]
+    base[1].iou[2] = float("nan")  # a class absent from one seed: left out of that class only
+    c = compare_seeds(base, run)
+    assert c.n == (3, 5)
+    for j in range(3):
+        a = [r.iou[j] for r in base if not math.isnan(r.iou[j])]
+        b = [r.iou[j] for r in run]
+        assert c.baseline_mean[j] == pytest.approx(np.mean(a))
+        assert c.baseline_std[j] == pytest.approx(np.std(a, ddof=1))
+        assert c.run_std[j] == pytest.approx(np.std(b, ddof=1))
+        assert c.gain[j] == pytest.approx(np.mean(b) - np.mean(a))
+        assert (c.low[j], c.high[j]) == pytest.approx(_welch_interval(a, b))
+    a, b = [r.miou for r in base], [r.miou for r in run]
+    assert (c.low[-1], c.high[-1]) == pytest.approx(_welch_interval(a, b))
+    single = compare_seeds(base[:1], run)  # one seed on a side: no interval, no std
+    assert math.isnan(single.low[0]) and math.isnan(single.baseline_std[0])
+
+
+def test_compare_command_with_several_seeds_per_side(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    counts = [1000, 100, 10]
+    base = [
+        _results(iou, counts).save(tmp_path / "base" / f"s{i}.json")
+        for i, iou in enumerate([[0.9, 0.5, 0.2], [0.88, 0.52, 0.1], [0.92, 0.48, 0.15]])
+    ]
+    run = [
+        _results(iou, counts).save(tmp_path / "lmp" / f"s{i}.json")
+        for i, iou in enumerate([[0.85, 0.6, 0.4], [0.84, 0.62, 0.35]])
+    ]
+    out = tmp_path / "out"
+    main(["compare", "--baseline", *map(str, base), "--run", *map(str, run), "--out", str(out)])
+    report = (out / "comparison.md").read_text()
+    assert "| class | pixels | base (n=3) | lmp (n=2) | gain | 95% interval |" in report
+    assert "| c0 | 1000 | 90.00 ± 2.00 | 84.50 ± 0.71 | -5.50 | [" in report
+    assert "| base | 90.0 | 50.0 | 15.0 | 51.7 |" in report  # the Tab. 3 table of the means
+    assert Image.open(out / "gains.png").size == (1200, 800)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["compare", str(base[0]), "--run", str(run[0]), "--out", str(tmp_path / "x")])
+    assert "not both" in capsys.readouterr().err
