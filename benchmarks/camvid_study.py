@@ -54,6 +54,14 @@ def _lmp_seg() -> list[str]:
     )
 
 
+def _commit() -> str:
+    """The checked-out commit, with ``+dirty`` when the working tree has changes."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True)  # fmt: skip
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def _newest_last(folder: Path) -> Path | None:
     found = sorted(folder.glob("**/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
@@ -117,6 +125,7 @@ def run_one(
         code = subprocess.call(cmd, cwd=ROOT)
         meta["fit_seconds"] += time.perf_counter() - start
         meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()) :]))
+        meta.setdefault("fit_commits", []).append(_commit())
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         last = _newest_last(folder)
         if code != 0 or _epochs_done(last) < max_epochs:
@@ -153,7 +162,7 @@ def run_one(
         torch_threads=torch.get_num_threads(),
     )
     target.parent.mkdir(parents=True, exist_ok=True)
-    (results / "runs" / f"{variant}_seed{seed}.meta.json").write_text(
+    (results / "runs" / f"{variant}{tag}_seed{seed}.meta.json").write_text(
         json.dumps(meta, indent=2) + "\n"
     )
     shutil.copyfile(final / "results_val.json", target)
