@@ -113,11 +113,11 @@ def test_loss_arguments_by_flag(tmp_path: Path) -> None:
             "LossMaxPooling",
             "--model.loss.p",
             "1.7",
-            "--model.loss.m",
+            "--model.loss.m_pixels",
             "100",
         ]
     )
-    assert (cli.model.loss.p, cli.model.loss.m) == (1.7, 100)
+    assert (cli.model.loss.p, cli.model.loss.m_pixels) == (1.7, 100)
 
 
 def test_data_links_to_model(tmp_path: Path) -> None:
