@@ -2,20 +2,28 @@
 
 ``lmp-seg fit --config configs/demo.yaml`` trains; ``--model.loss LossMaxPooling
 --model.loss.p 1.3 --model.loss.m 0.25`` picks a loss by class name (or by its short name,
-``--model.loss lmp``); ``lmp-seg validate --config ... --ckpt_path PATH`` evaluates a checkpoint;
-``--print_config`` prints a complete, reusable YAML.
+``--model.loss lmp``, also in a YAML file); ``lmp-seg validate --config ... --ckpt_path PATH``
+evaluates a checkpoint (``zoo:NAME`` for a zoo entry); ``--print_config`` prints a complete,
+reusable YAML.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import sys
+from argparse import ArgumentError
 from pathlib import Path
+from typing import Any
 
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+import torch
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from lmp_lightning.callbacks import PredictionWriter
+from lmp_lightning.callbacks import InterruptCheckpoint, PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.errors import InputError
 from lmp_lightning.losses import LOSSES
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.cli import compare_main
@@ -28,17 +36,94 @@ TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 """Set to 1 to see the full traceback of a configuration error instead of one line."""
 
 
+class KeepConfigCallback(SaveConfigCallback):
+    """Lightning's ``config.yaml`` writer, whose refusal to replace an earlier run's config is
+    one line that says what to do (Lightning's own is a 30-line traceback)."""
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        try:
+            super().setup(trainer, pl_module, stage)
+        except RuntimeError as error:
+            if "to NOT exist" not in str(error):
+                raise
+            folder = trainer.log_dir or trainer.default_root_dir
+            raise InputError(
+                f"{folder} already holds the config.yaml of an earlier run; pick another "
+                "--trainer.default_root_dir, or keep a logger (it writes every run into its "
+                "own version_N folder)"
+            ) from None
+
+
+NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_kwargs")
+"""Model arguments that define the network: with ``--ckpt_path`` they come from the checkpoint."""
+
+
 class SegmentationCLI(LightningCLI):
     """LightningCLI whose data module hands ``num_classes``, ``class_names`` and
-    ``ignore_index`` to the model."""
+    ``ignore_index`` to the model.
+
+    With ``--ckpt_path`` (a file or ``zoo:NAME``, from a flag or a config file), the network
+    (:data:`NETWORK_KEYS`) comes from the checkpoint and everything else from the command line
+    and config files; Lightning's own CLI would parse all of the checkpoint's hyper-parameters
+    over them. A fit gets :class:`~lmp_lightning.callbacks.InterruptCheckpoint`.
+
+    Args:
+        interrupt: the fit's interrupt callback (its ``status`` tells :func:`main` how the
+            command was interrupted).
+        *args, **kwargs: those of :class:`~lightning.pytorch.cli.LightningCLI`.
+    """
+
+    def __init__(
+        self, *args: Any, interrupt: InterruptCheckpoint | None = None, **kwargs: Any
+    ) -> None:
+        self.interrupt = interrupt if interrupt is not None else InterruptCheckpoint()
+        super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("num_classes", "class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
-        # Lightning builds the training loader (and starts its workers) before it restores a
-        # checkpoint's epoch; rebuilt at every epoch start, a resumed run's loader draws the
-        # batches of its own epoch. Cheap: the workers restart every epoch anyway.
-        parser.set_defaults({"trainer.reload_dataloaders_every_n_epochs": 1})
+
+    def _parse_ckpt_path(self) -> None:
+        """Resolves ``zoo:NAME`` and takes the network from the checkpoint's hyper-parameters; a
+        network argument given with another value than the checkpoint's is an error."""
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if not ckpt_path:
+            return
+        if str(ckpt_path).startswith(ZOO_PREFIX):
+            config.ckpt_path = ckpt_path = str(zoo_checkpoint(str(ckpt_path)))
+        path = Path(ckpt_path)
+        if not path.is_file():
+            if str(ckpt_path) in ("last", "hpc", "best", "registry"):
+                return  # Lightning's own names
+            raise InputError(f"--ckpt_path: checkpoint not found: {str(path)!r}")
+        try:
+            saved = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as error:
+            detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
+            raise InputError(
+                f"--ckpt_path: {str(path)!r} is not a readable checkpoint "
+                f"({type(error).__name__}: {detail})"
+            ) from None
+        hparams = saved.get("hyper_parameters", {}) if isinstance(saved, dict) else {}
+        defaults = inspect.signature(SegmentationModule.__init__).parameters
+        model = config.model
+        for key in NETWORK_KEYS:
+            if key not in hparams:
+                continue
+            value, default = model.get(key), defaults[key].default
+            if value == hparams[key]:
+                continue
+            if value != default:
+                raise InputError(
+                    f"--model.{key} is {value!r} but the checkpoint {str(path)!r} was trained "
+                    f"with {key}={hparams[key]!r}; drop the flag (the network comes from the "
+                    "checkpoint)"
+                )
+            model[key] = hparams[key]
 
     def before_instantiate_classes(self) -> None:
         """``--data.seed`` left unset takes the run's seed (``--seed_everything``, an int by now),
@@ -52,8 +137,11 @@ class SegmentationCLI(LightningCLI):
 
     def after_instantiate_classes(self) -> None:
         """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``
-        unless a :class:`PredictionWriter` is configured."""
+        unless a :class:`PredictionWriter` is configured; ``fit`` saves ``last.ckpt`` when
+        interrupted."""
         super().after_instantiate_classes()
+        if self.subcommand == "fit":
+            self.trainer.callbacks.append(self.interrupt)  # type: ignore[attr-defined]
         if self.subcommand == "predict" and not any(
             isinstance(cb, PredictionWriter)
             for cb in self.trainer.callbacks  # type: ignore[attr-defined]
@@ -61,79 +149,130 @@ class SegmentationCLI(LightningCLI):
             out = Path(self.trainer.default_root_dir) / "predictions"
             self.trainer.callbacks.append(PredictionWriter(str(out)))  # type: ignore[attr-defined]
 
-
-def resolve_loss_args(args: list[str]) -> list[str]:
-    """Maps ``--model.loss <short name>`` to the class path and rejects unknown loss names.
-
-    Class names (``LossMaxPooling``), dotted class paths and JSON values pass unchanged.
-
-    Raises:
-        ValueError: an unknown loss name; the message lists the valid ones.
-
-    Example:
-        >>> resolve_loss_args(["fit", "--model.loss", "lmp", "--model.loss.p", "1.3"])
-        ['fit', '--model.loss', 'lmp_lightning.losses.LossMaxPooling', '--model.loss.p', '1.3']
-    """
-    by_class = {cls.__name__: cls for cls in LOSSES.values()}
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg == "--model.loss" and i + 1 < len(out):
-            j, value, prefix = i + 1, out[i + 1], ""
-        elif arg.startswith("--model.loss="):
-            j, value, prefix = i, arg.split("=", 1)[1], "--model.loss="
-        else:
-            continue
-        if value in LOSSES:
-            cls = LOSSES[value]
-            out[j] = f"{prefix}lmp_lightning.losses.{cls.__name__}"
-        elif value not in by_class and "." not in value and not value.lstrip().startswith("{"):
-            valid = ", ".join(
-                f"{name} ({short})"
-                for short, name in sorted((s, c.__name__) for s, c in LOSSES.items())
+    # LightningCLI calls these instead of the trainer's own when they exist.
+    def fit(self, **kwargs: Any) -> None:
+        """``trainer.fit``; a fit that trained no step is an error (an empty training loader)."""
+        _during_run(self.trainer.fit, **kwargs)
+        trainer: Any = self.trainer
+        if trainer.global_step == 0 and trainer.max_steps != 0 and not trainer.fast_dev_run:
+            raise InputError(
+                "fit trained no step: the training loader is empty (check --data.batch_size "
+                "against the number of training images, --trainer.limit_train_batches, and the "
+                "sampler's num_samples)"
             )
-            raise ValueError(f"unknown loss {value!r} for --model.loss; valid losses: {valid}")
-    return out
+
+    def validate(self, **kwargs: Any) -> None:
+        """``trainer.validate``."""
+        _during_run(self.trainer.validate, **kwargs)
+
+    def test(self, **kwargs: Any) -> None:
+        """``trainer.test``."""
+        _during_run(self.trainer.test, **kwargs)
+
+    def predict(self, **kwargs: Any) -> None:
+        """``trainer.predict``."""
+        _during_run(self.trainer.predict, **kwargs)
 
 
-def resolve_zoo_checkpoint(args: list[str]) -> list[str]:
-    """Replaces ``--ckpt_path zoo:NAME`` by a verified checkpoint of the zoo entry ``NAME``."""
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg == "--ckpt_path" and i + 1 < len(out) and out[i + 1].startswith(ZOO_PREFIX):
-            out[i + 1] = str(zoo_checkpoint(out[i + 1]))
-        elif arg.startswith(f"--ckpt_path={ZOO_PREFIX}"):
-            out[i] = f"--ckpt_path={zoo_checkpoint(arg.split('=', 1)[1])}"
-    return out
+def _during_run(fn: Any, **kwargs: Any) -> None:
+    """Calls ``fn``; an exception it raises is marked as raised while running, so that
+    :func:`main` keeps its traceback unless it is an :class:`~lmp_lightning.errors.InputError`."""
+    try:
+        fn(**kwargs)
+    except Exception as error:
+        error.lmp_during_run = True  # type: ignore[attr-defined]
+        raise
 
 
-def run_cli(args: list[str] | None = None) -> SegmentationCLI:
+def run_cli(
+    args: list[str] | None = None, interrupt: InterruptCheckpoint | None = None
+) -> SegmentationCLI:
     """Runs the CLI and returns it (with its trainer, model and data module), for Python use.
 
     Args:
         args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
+        interrupt: the fit's interrupt callback (see :class:`SegmentationCLI`).
     """
-    args = resolve_zoo_checkpoint(resolve_loss_args(sys.argv[1:] if args is None else args))
-    return SegmentationCLI(SegmentationModule, SegmentationDataModule, args=args)
+    return SegmentationCLI(
+        SegmentationModule,
+        SegmentationDataModule,
+        args=args,
+        interrupt=interrupt,
+        parser_kwargs={"exit_on_error": False},
+        save_config_callback=KeepConfigCallback,
+    )
+
+
+def _loss_names() -> str:
+    return ", ".join(
+        f"{name} ({short})" for short, name in sorted((s, c.__name__) for s, c in LOSSES.items())
+    )
+
+
+_BOILERPLATE = (
+    "Not a valid subclass",
+    "Expected a",
+    "Does not validate",
+    "a class path",
+    "a dict",
+    "Subclass types",
+    "Problem with given class_path",
+)
+
+
+def _parse_error_message(error: BaseException) -> str:
+    """One line for a parsing or instantiation error: an unknown loss lists the valid ones;
+    otherwise the first reason jsonargparse gives that is not its own boilerplate (an
+    argument's ``ValueError``)."""
+    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
+    if "\n" not in message.strip():
+        return message
+    if message.startswith('Parser key "model.loss"'):
+        given = re.search(r"Given value: (.*)", message)
+        value = given.group(1).strip() if given else "?"
+        return f"unknown loss {value!r} for --model.loss; valid losses: {_loss_names()}"
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    key = lines[0].rstrip(":") if lines and lines[0].startswith("Parser key") else ""
+    reasons = [
+        line[2:]
+        for line in lines
+        if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)
+    ]
+    if reasons:
+        return f"{key}: {reasons[0]}" if key else reasons[0]
+    return lines[0] if lines else message
 
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``;
-    ``lmp-seg compare BASELINE RUN [--out DIR]`` compares two per-class results files;
+    ``lmp-seg compare BASELINE RUN [--out DIR]`` compares per-class results files;
     ``lmp-seg zoo list|info|export|push`` manages the model zoo.
 
-    A configuration error (an unknown name, a missing directory, a mismatch between model,
-    data and checkpoint) ends the command with one line on stderr and exit status 2; set
-    ``LMP_SEG_TRACEBACK=1`` for the full traceback.
+    Exit status:
+        - 2 with one line on stderr: a parsing or configuration error (an unknown name, a
+          missing directory, a mismatch between model, data and checkpoint), or an
+          :class:`~lmp_lightning.errors.InputError` (or a missing or existing file) at any stage;
+          ``LMP_SEG_TRACEBACK=1`` shows the traceback. Other errors raised while training or
+          evaluating keep their traceback.
+        - 143 (SIGTERM) or 130 (Ctrl-C): an interrupted fit, after it saved ``last.ckpt``.
     """
     argv = sys.argv[1:] if args is None else args
+    interrupt = InterruptCheckpoint()
     try:
         if argv[:1] == ["compare"]:
             compare_main(argv[1:])
         elif argv[:1] == ["zoo"]:
             zoo_main(argv[1:])
         else:
-            run_cli(argv)
+            run_cli(args, interrupt=interrupt)
+    except SystemExit:
+        if interrupt.status is not None:
+            raise SystemExit(interrupt.status) from None
+        raise
+    except KeyboardInterrupt:
+        raise SystemExit(interrupt.status or 130) from None
     except (
+        ArgumentError,
         ValueError,
         KeyError,
         TypeError,
@@ -143,7 +282,14 @@ def main(args: list[str] | None = None) -> None:
     ) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        if getattr(error, "lmp_during_run", False) and not isinstance(
+            error, InputError | FileNotFoundError | FileExistsError
+        ):
+            raise  # a failure while running, not bad input: keep the traceback
+        if "Original Traceback" in str(error):  # re-raised from a loader worker
+            message = str(error).strip().splitlines()[-1].split(": ", 1)[-1]
+        else:
+            message = _parse_error_message(error)
         print(
             f"lmp-seg: error: {message}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr
         )

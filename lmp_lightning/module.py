@@ -26,6 +26,7 @@ from lmp_lightning.losses import (
 )
 from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.functional.center import nearest_labels
+from lmp_lightning.losses.names import canonical_class
 from lmp_lightning.models import build_model, required_stride
 from lmp_lightning.reports.results import ClassResults
 
@@ -298,6 +299,7 @@ class SegmentationModule(LightningModule):
     def run_config(self) -> dict[str, Any]:
         """The model's and the loss's configuration, for results files and model cards."""
         loss = self.loss
+        cls = canonical_class(loss)
         loss_args = {
             name: getattr(loss, name)
             for name in inspect.signature(type(loss).__init__).parameters
@@ -306,7 +308,7 @@ class SegmentationModule(LightningModule):
         return {
             "model": {k: v for k, v in self.hparams.items() if k != "class_names"},
             "loss": {
-                "class_path": f"{type(loss).__module__}.{type(loss).__name__}",
+                "class_path": f"{cls.__module__}.{cls.__name__}",
                 "init_args": loss_args,
             },
         }
@@ -382,6 +384,7 @@ class SegmentationModule(LightningModule):
             if key.startswith("loss.") and key not in state:
                 state[key] = value
         saved = checkpoint.get("hyper_parameters", {})
+        self._apply_optimizer_arguments(checkpoint, saved)
         for key in ("arch", "encoder_name", "num_classes", "in_channels", "output_stride"):
             if key in saved and saved[key] != self.hparams.get(key):
                 raise ValueError(
@@ -391,6 +394,27 @@ class SegmentationModule(LightningModule):
                     f"encoder_name={saved.get('encoder_name')!r}, "
                     f"num_classes={saved.get('num_classes')!r})"
                 )
+
+    def _apply_optimizer_arguments(self, checkpoint: dict[str, Any], saved: dict[str, Any]) -> None:
+        """A resumed fit runs with this module's ``lr``, ``momentum`` and ``weight_decay``, not
+        the checkpoint's: the restored optimiser and schedule states are rescaled to them (the
+        position in the poly schedule is kept)."""
+        hp: Any = self.hparams
+        old_lr = saved.get("lr", hp.lr)
+        ratio = hp.lr / old_lr if old_lr else 1.0
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                for key in ("lr", "initial_lr"):
+                    if key in group:
+                        group[key] = group[key] * ratio
+                if "momentum" in group:
+                    group["momentum"] = hp.momentum
+                if "weight_decay" in group:
+                    group["weight_decay"] = hp.weight_decay
+        for state in checkpoint.get("lr_schedulers", []):
+            for key in ("base_lrs", "_last_lr"):
+                if key in state:
+                    state[key] = [value * ratio for value in state[key]]
 
     # ---------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:

@@ -134,3 +134,35 @@ def test_resumed_at_an_epoch_end_sees_the_batches_of_an_uninterrupted_run(
         folder_data, tmp_path / "resumed", "--trainer.max_epochs=3", f"--ckpt_path={last}", *common
     )
     assert first + rest == whole
+
+
+class SigtermInEpoch1(Callback):
+    """Delivers a SIGTERM, as Lightning's handler records it, after the second batch of epoch 1."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        if trainer.current_epoch == 1 and trainer.fit_loop.epoch_loop.batch_idx == 1:
+            trainer._signal_connector.received_sigterm = True
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("sampler", [[], SAMPLER], ids=["plain", "sampler"])
+def test_resumed_mid_epoch_sees_the_batches_of_an_uninterrupted_run(
+    folder_data: Path, tmp_path: Path, workers: int, sampler: list[str]
+) -> None:
+    common = ["--seed_everything=4", f"--data.num_workers={workers}", *sampler]
+    whole = _fit(folder_data, tmp_path / "whole", "--trainer.max_epochs=3", *common)
+    with pytest.raises(SystemExit):  # Lightning's SIGTERM exception
+        _fit(
+            folder_data,
+            tmp_path / "cut",
+            "--trainer.max_epochs=3",
+            "--trainer.callbacks+=tests.test_seeds.SigtermInEpoch1",
+            *common,
+        )
+    first = list(RecordBatches.seen)
+    assert first == whole[:5]  # epoch 0 (3 batches) and two batches of epoch 1
+    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    rest = _fit(
+        folder_data, tmp_path / "resumed", "--trainer.max_epochs=3", f"--ckpt_path={last}", *common
+    )
+    assert first + rest == whole

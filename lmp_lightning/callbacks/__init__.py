@@ -1,7 +1,14 @@
 """Lightning callbacks."""
 
+from lmp_lightning.callbacks.interrupt_checkpoint import InterruptCheckpoint
 from lmp_lightning.callbacks.per_class_gain_report import PerClassGainReport
 from lmp_lightning.callbacks.performance_aware_sampling import PerformanceAwareSampling
 from lmp_lightning.callbacks.prediction_writer import PredictionWriter, label_palette
 
-__all__ = ["PerClassGainReport", "PerformanceAwareSampling", "PredictionWriter", "label_palette"]
+__all__ = [
+    "InterruptCheckpoint",
+    "PerClassGainReport",
+    "PerformanceAwareSampling",
+    "PredictionWriter",
+    "label_palette",
+]

@@ -74,6 +74,10 @@ class PerformanceAwareSampling(Callback):
             raise ValueError(
                 f"update_every_n_steps must be None or >= 1, got {update_every_n_steps}"
             )
+        if num_samples is not None and (isinstance(num_samples, bool) or num_samples < 1):
+            raise ValueError(f"num_samples must be None or >= 1, got {num_samples!r}")
+        if isinstance(points_per_class, bool) or points_per_class < 1:
+            raise ValueError(f"points_per_class must be >= 1, got {points_per_class!r}")
         class_weights_from_iou(torch.zeros(1), weighting, iou_floor)  # validates both
         self.uniform_mix, self.weighting, self.iou_floor = uniform_mix, weighting, iou_floor
         self.update_every_n_steps, self.decay, self.unseen = update_every_n_steps, decay, unseen

@@ -21,6 +21,7 @@ from PIL import Image
 
 from lmp_lightning.data.base import SPLITS, SegmentationDataset, Split
 from lmp_lightning.data.transforms import rescale_image, rescale_label
+from lmp_lightning.errors import InputError
 
 __all__ = ["FileListDataset", "read_label", "read_rgb"]
 
@@ -29,22 +30,25 @@ _LABEL_MODES = ("P", "L", "I;16", "I;16L", "I;16B", "I")
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Reads an image file as a ``uint8`` RGB array ``(H, W, 3)``.
+    """Reads an image file as a ``uint8`` RGB array ``(H, W, 3)``: the one image reader of
+    training, evaluation and ``lmp-seg predict``.
 
-    EXIF orientation is ignored, so that an image stays aligned with its label file.
+    EXIF orientation is ignored, so that an image stays aligned with its label file. A grey
+    image becomes three equal channels; a 16-bit image is scaled to 8 bits (OpenCV's
+    ``IMREAD_COLOR``), never clipped.
 
     Args:
         path: a PNG or JPEG file.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: ``path`` cannot be decoded as an image.
+        InputError: ``path`` cannot be decoded as an image (not an image, truncated).
     """
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {str(path)!r}")
     image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise ValueError(f"cannot decode image file {str(path)!r}")
+        raise InputError(f"cannot decode image file {str(path)!r} (not an image, or truncated)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -57,17 +61,25 @@ def read_label(path: Path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: ``path`` is not a single-channel or palette image.
+        InputError: ``path`` cannot be decoded (not an image, truncated) or is not a
+            single-channel or palette image.
     """
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {str(path)!r}")
-    with Image.open(path) as image:
-        if image.mode not in _LABEL_MODES:
-            raise ValueError(
-                f"label file {str(path)!r} has mode {image.mode!r}; expected a single-channel "
-                "or palette PNG of class indices, not a colour image"
-            )
-        return np.asarray(image)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in _LABEL_MODES:
+                raise InputError(
+                    f"label file {str(path)!r} has mode {image.mode!r}; expected a single-"
+                    "channel or palette PNG of class indices, not a colour image"
+                )
+            return np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(
+            f"cannot decode label file {str(path)!r} (not an image, or truncated): {error}"
+        ) from None
 
 
 class FileListDataset(SegmentationDataset):

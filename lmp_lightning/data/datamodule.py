@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -9,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 import albumentations as A
 import numpy as np
 import torch
+import torch.nn.functional as F
 from lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.registry import build_dataset, get_dataset_class
+from lmp_lightning.errors import InputError
 
 if TYPE_CHECKING:
     from lmp_lightning.sampling.class_statistics import ClassStatistics
@@ -48,10 +51,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 class EpochShuffle(Sampler[int]):
     """A random permutation per epoch, drawn from ``(seed, epoch)`` alone.
 
-    Lightning calls :meth:`set_epoch` before every training epoch. The loader draws its worker
-    seeds from :attr:`generator`, which is reseeded from ``(seed, epoch)`` too, and ``on_epoch``
-    reseeds the augmentation of the main process: a run resumed from an epoch-end checkpoint
-    sees the batches of a run that never stopped.
+    Lightning calls :meth:`set_epoch` before every training epoch; ``on_epoch`` gets the
+    epoch's seed (the data module seeds every sample's augmentation from it and the sample's
+    index). A run resumed from an epoch-end checkpoint thus sees the batches of a run that never
+    stopped; one resumed mid-epoch skips the samples its epoch already used (:meth:`skip_next`).
 
     Args:
         size: number of samples.
@@ -59,6 +62,7 @@ class EpochShuffle(Sampler[int]):
         epoch: the first epoch (a resumed run's loader is built before Lightning's first
             :meth:`set_epoch`, and may already draw from it).
         on_epoch: called with each epoch's seed.
+        skip: samples of the first epoch's permutation to leave out (a mid-epoch resume).
 
     Example:
         >>> sampler = EpochShuffle(5, seed=0)
@@ -68,6 +72,8 @@ class EpochShuffle(Sampler[int]):
         True
         >>> list(EpochShuffle(5, seed=0, epoch=1)) == list(sampler)
         True
+        >>> list(EpochShuffle(5, seed=0, epoch=1, skip=2)) == list(sampler)[2:]
+        True
     """
 
     def __init__(
@@ -76,10 +82,12 @@ class EpochShuffle(Sampler[int]):
         seed: int,
         epoch: int = 0,
         on_epoch: Callable[[int], None] | None = None,
+        skip: int = 0,
     ) -> None:
         self.size, self.seed, self.on_epoch = int(size), int(seed), on_epoch
         self.generator = torch.Generator()
         self.set_epoch(epoch)
+        self._skip = int(skip)
 
     def set_epoch(self, epoch: int) -> None:
         """Reseeds for ``epoch``."""
@@ -89,12 +97,19 @@ class EpochShuffle(Sampler[int]):
         if self.on_epoch is not None:
             self.on_epoch(seed % 2**32)
 
+    def skip_next(self, samples: int) -> None:
+        """Makes the next iteration leave out the first ``samples`` of its permutation; later
+        ones start at the beginning. The length stays the epoch's: Lightning counts the batches
+        a resumed epoch already had."""
+        self._skip = int(samples)
+
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self) -> Iterator[int]:
         order = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch) ^ 1)
-        return iter(torch.randperm(self.size, generator=order).tolist())
+        skip, self._skip = self._skip, 0
+        return iter(torch.randperm(self.size, generator=order).tolist()[skip:])
 
 
 class TransformedDataset(Dataset[dict[str, Tensor]]):
@@ -108,14 +123,47 @@ class TransformedDataset(Dataset[dict[str, Tensor]]):
     def __init__(self, dataset: SegmentationDataset, transform: A.Compose) -> None:
         self.dataset = dataset
         self.transform = transform
+        self.epoch_seed: int | None = None
+        """When set, sample ``i`` is augmented with a seed derived from ``(epoch_seed, i)``: the
+        same whatever the order, the worker or the batches skipped before it."""
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         sample = self.dataset[index]
+        if self.epoch_seed is not None:
+            self.transform.set_random_seed(epoch_seed(self.epoch_seed, index) % 2**32)
         out = self.transform(image=sample["image"], mask=sample["mask"])
         return {"image": out["image"], "mask": out["mask"].long()}
+
+
+def pad_collate(batch: list[dict[str, Tensor]], ignore_index: int = 255) -> dict[str, Tensor]:
+    """Collates full-size evaluation samples of different sizes: images are padded with 0 and
+    masks with ``ignore_index`` at the bottom and right to the largest in the batch, so padding
+    takes no part in the metrics; ``size`` holds each sample's own ``(H, W)``.
+
+    Example:
+        >>> a = {"image": torch.ones(3, 2, 3), "mask": torch.zeros(2, 3, dtype=torch.long)}
+        >>> b = {"image": torch.ones(3, 4, 2), "mask": torch.zeros(4, 2, dtype=torch.long)}
+        >>> out = pad_collate([a, b])
+        >>> tuple(out["image"].shape), out["mask"][0, 3].tolist(), out["size"].tolist()
+        ((2, 3, 4, 3), [255, 255, 255], [[2, 3], [4, 2]])
+    """
+    height = max(int(s["image"].shape[-2]) for s in batch)
+    width = max(int(s["image"].shape[-1]) for s in batch)
+    out = default_collate(
+        [{k: v for k, v in s.items() if k not in ("image", "mask")} for s in batch]
+    )
+
+    def pad(x: Tensor, value: float) -> Tensor:
+        return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]), value=value)
+
+    out["image"] = torch.stack([pad(s["image"], 0.0) for s in batch])
+    if all("mask" in s for s in batch):
+        out["mask"] = torch.stack([pad(s["mask"], ignore_index) for s in batch])
+    out["size"] = torch.tensor([list(s["image"].shape[-2:]) for s in batch])
+    return out
 
 
 def _seed_worker_transform(worker_id: int) -> None:
@@ -226,6 +274,7 @@ class SegmentationDataModule(LightningDataModule):
         self.datasets: dict[Split, TransformedDataset] = {}
         self._statistics: dict[tuple[int, str | None], ClassStatistics] = {}
         self._train_override: tuple[Dataset[dict[str, Tensor]], Sampler[Any]] | None = None
+        self._resume: tuple[int, int] | None = None
 
     @property
     def _label_space(self) -> type[SegmentationDataset] | SegmentationDataset:
@@ -353,6 +402,8 @@ class SegmentationDataModule(LightningDataModule):
         worker_init: Callable[[int], None] | None = (
             _seed_worker_transform if split == "train" else None
         )
+        if split != "train":  # full-size images of any size: padded per batch
+            kwargs["collate_fn"] = functools.partial(pad_collate, ignore_index=self.ignore_index)
         return DataLoader(
             self.datasets[split],
             num_workers=hp.num_workers,
@@ -366,9 +417,15 @@ class SegmentationDataModule(LightningDataModule):
         hp: Any = self.hparams
         if self._train_override is not None:
             dataset, sampler = self._train_override
+            if len(sampler) < hp.batch_size:  # type: ignore[arg-type]
+                raise InputError(
+                    f"the sampler draws {len(sampler)} crops per epoch (num_samples, per "  # type: ignore[arg-type]
+                    f"process), fewer than --data.batch_size {hp.batch_size}: nothing would train"
+                )
             set_epoch = getattr(sampler, "set_epoch", None)
-            if callable(set_epoch):  # the loader may draw before Lightning's set_epoch
-                set_epoch(self._first_epoch())
+            if callable(set_epoch) and self._resume is not None:
+                set_epoch(self._resume[0])  # the loader may draw before Lightning's set_epoch
+            self._resume = None
             return DataLoader(
                 dataset,
                 batch_size=hp.batch_size,
@@ -377,17 +434,28 @@ class SegmentationDataModule(LightningDataModule):
                 num_workers=hp.num_workers,
                 pin_memory=hp.pin_memory,
             )
+        images = len(self.datasets["train"])
+        if images < hp.batch_size:
+            raise InputError(
+                f"--data.batch_size {hp.batch_size} is larger than the {images} training images: "
+                "every batch would be incomplete and dropped, so nothing would train; lower "
+                "--data.batch_size"
+            )
         if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning's DistributedSampler shuffles per (seed, epoch) and splits across ranks.
             generator = torch.Generator().manual_seed(self._rank_seed())
             return self._loader(
                 "train", batch_size=hp.batch_size, shuffle=True, drop_last=True, generator=generator
             )
+        train = self.datasets["train"]
+        epoch, batches = self._resume if self._resume is not None else (0, 0)
+        self._resume = None
+
+        def on_epoch(seed: int) -> None:
+            train.epoch_seed = seed
+
         sampler = EpochShuffle(
-            len(self.datasets["train"]),
-            self._rank_seed(),
-            epoch=self._first_epoch(),
-            on_epoch=self.train_transform.set_random_seed,
+            len(train), self._rank_seed(), epoch, on_epoch, skip=batches * hp.batch_size
         )
         return self._loader(
             "train",
@@ -397,13 +465,22 @@ class SegmentationDataModule(LightningDataModule):
             generator=sampler.generator,
         )
 
-    def _first_epoch(self) -> int:
-        """The epoch the next training loader starts in: the value Lightning hands to
-        ``set_epoch`` (``current_epoch`` is not yet restored when a resumed run builds it)."""
+    def state_dict(self) -> dict[str, Any]:
+        """Where training stands, for a resumed run: the epoch Lightning resumes in and the
+        batches that epoch already trained (non-zero for a checkpoint written mid-epoch)."""
         if self.trainer is None:
-            return 0
-        current: Any = self.trainer.fit_loop.epoch_progress.current
-        return int(current.processed)
+            return {}
+        loop: Any = self.trainer.fit_loop
+        epochs = loop.epoch_progress.current
+        mid_epoch = epochs.started > epochs.processed
+        batches = loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
+        return {"epoch": int(epochs.processed), "batches": int(batches)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Lightning restores this before it builds the training loader (and starts its
+        workers), so the first loader of a resumed run is built for its epoch and position."""
+        if state_dict:
+            self._resume = (int(state_dict["epoch"]), int(state_dict.get("batches", 0)))
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return self._loader("val", batch_size=self._val_batch_size, shuffle=False)
@@ -413,8 +490,8 @@ class SegmentationDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader[Any]:
         predict_dir = self.hparams["predict_dir"]
-        if predict_dir is None:
-            return self._loader("test", batch_size=self._val_batch_size, shuffle=False)
+        if predict_dir is None:  # one image at a time: every prediction at its own size
+            return self._loader("test", batch_size=1, shuffle=False)
         from lmp_lightning.data.image_folder import ImageFolder
 
         images = ImageFolder(predict_dir, self.eval_transform, self.input_scale)

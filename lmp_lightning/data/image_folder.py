@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import albumentations as A
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lmp_lightning.data._files import read_rgb
 from lmp_lightning.data.transforms import rescale_image
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
@@ -23,7 +22,8 @@ class ImageFolder(Dataset[dict[str, object]]):
 
     Samples: ``image`` (the normalised float32 ``(3, h, w)`` tensor, the image resized by
     ``scale``), ``raw`` (the uint8 ``(H, W, 3)`` RGB tensor at full size, for overlays),
-    ``size`` (``[H, W]``, the size predictions are returned at) and ``name`` (the file's stem).
+    ``size`` (``[H, W]``, the size predictions are returned at) and ``name`` (the file's stem,
+    unique in the folder).
 
     Args:
         folder: the folder of images.
@@ -45,6 +45,13 @@ class ImageFolder(Dataset[dict[str, object]]):
                 f"no {'/'.join(IMAGE_SUFFIXES)} image in the predict folder {str(self.folder)!r}"
             )
         self.transform = transform
+        stems = [p.stem for p in self.files]
+        self.names = [
+            f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem
+            for p in self.files
+        ]
+        """Output names: the file's stem, with its extension added where two files share one
+        (``x.png`` and ``x.jpg`` give ``x_png`` and ``x_jpg``)."""
         self.scale = float(scale)
 
     def __len__(self) -> int:
@@ -52,12 +59,11 @@ class ImageFolder(Dataset[dict[str, object]]):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         path = self.files[index]
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
+        rgb = read_rgb(path)  # the reader of training and evaluation
         out: Tensor = self.transform(image=rescale_image(rgb, self.scale))["image"]
         return {
             "image": out,
             "raw": torch.from_numpy(rgb.copy()),
             "size": torch.tensor(rgb.shape[:2]),
-            "name": path.stem,
+            "name": self.names[index],
         }

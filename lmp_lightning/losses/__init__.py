@@ -14,6 +14,8 @@ from lmp_lightning.losses.inverse_median_frequency import InverseMedianFrequency
 from lmp_lightning.losses.lmp import LossMaxPooling
 from lmp_lightning.losses.locally_adaptive import LocallyAdaptiveLoss
 
+from lmp_lightning.losses import names  # isort: skip  (after every registration)
+
 __all__ = [
     "LOSSES",
     "BootstrappedCrossEntropy",
@@ -26,4 +28,5 @@ __all__ = [
     "SoftmaxFocalLoss",
     "build_loss",
     "list_losses",
+    "names",
 ]

@@ -20,26 +20,32 @@ class BootstrappedCrossEntropy(SegmentationLoss):
     its fractional share.
 
     Args:
-        k: a float in ``(0, 1]`` is a fraction of each image's valid pixels (at least 1), an int
-            ``>= 1`` an absolute count (at most the image's valid pixels).
+        k: the fraction in ``(0, 1]`` of each image's valid pixels that is kept (at least 1).
+        k_pixels: the number of pixels kept, an absolute count ``>= 1`` (at most the image's
+            valid pixels); it replaces ``k``.
         ignore_index: the label of pixels that take no part in the loss.
 
     Example:
         >>> import torch
         >>> logits = torch.tensor([[[[2.0, 0.0, 0.0]], [[0.0, 0.0, 2.0]]]])  # (1, 2, 1, 3)
         >>> target = torch.tensor([[[0, 0, 0]]])
-        >>> BootstrappedCrossEntropy(k=1)(logits, target)  # the single highest loss
+        >>> BootstrappedCrossEntropy(k_pixels=1)(logits, target)  # the single highest loss
         tensor(2.1269)
     """
 
-    def __init__(self, k: int | float = 0.25, ignore_index: int = 255) -> None:
+    def __init__(
+        self, k: float = 0.25, k_pixels: int | None = None, ignore_index: int = 255
+    ) -> None:
         super().__init__(ignore_index)
-        resolve_m(k, Tensor([1]))  # validates k
-        self.k = k
+        resolve_m(k, Tensor([1]), k_pixels)  # validates k and k_pixels
+        self.k, self.k_pixels = float(k), k_pixels
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
-        return mean_over_valid_images(loss_max_pooling(losses, valid, 1.0, self.k), valid)
+        return mean_over_valid_images(
+            loss_max_pooling(losses, valid, 1.0, self.k, self.k_pixels), valid
+        )
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, ignore_index={self.ignore_index}"
+        size = f"k_pixels={self.k_pixels}" if self.k_pixels is not None else f"k={self.k:g}"
+        return f"{size}, ignore_index={self.ignore_index}"

@@ -84,7 +84,14 @@ class CenterLoss(SegmentationLoss):
             )
         if feature_target is None:
             feature_target = nearest_labels(target, (features.shape[-2], features.shape[-1]))
-        return self._loss(logits, target, features, feature_target.long())
+        labels = feature_target.long()
+        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= logits.shape[1]))
+        if bool(bad.any()):
+            raise ValueError(
+                f"feature_target has labels outside [0, {logits.shape[1]}) other than "
+                f"ignore_index={self.ignore_index}: {sorted(set(labels[bad].tolist()))[:5]}"
+            )
+        return self._loss(logits, target, features, labels)
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         raise ValueError("CenterLoss needs the decoder features: call it with features=...")

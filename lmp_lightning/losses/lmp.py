@@ -32,13 +32,14 @@ class LossMaxPooling(SegmentationLoss):
     Args:
         p: the p-norm bound, ``p >= 1``: 1 pools the ``m`` highest losses, larger values spread
             the weights (the paper's best Cityscapes value is 1.3).
-        m: minimum number of supported pixels: a float in ``(0, 1]`` is a fraction of each
-            image's valid pixels (at least 1), an int ``>= 1`` an absolute count (at most the
-            image's valid pixels). The paper uses 25%.
+        m: minimum number of supported pixels, as a fraction in ``(0, 1]`` of each image's
+            valid pixels (at least 1). The paper uses 25%.
+        m_pixels: the minimum number of supported pixels as an absolute count ``>= 1`` (at most
+            the image's valid pixels); it replaces ``m``.
         ignore_index: the label of pixels that take no part in the loss.
 
     Raises:
-        ValueError: ``p < 1``, ``m <= 0`` or a fraction above 1.
+        ValueError: ``p < 1``, ``m`` outside ``(0, 1]`` or ``m_pixels < 1``.
 
     Example:
         >>> import torch
@@ -50,15 +51,24 @@ class LossMaxPooling(SegmentationLoss):
         1.0986
     """
 
-    def __init__(self, p: float = 1.3, m: int | float = 0.25, ignore_index: int = 255) -> None:
+    def __init__(
+        self,
+        p: float = 1.3,
+        m: float = 0.25,
+        m_pixels: int | None = None,
+        ignore_index: int = 255,
+    ) -> None:
         super().__init__(ignore_index)
         self.p = check_p(p)
-        resolve_m(m, Tensor([1]))  # validates m
-        self.m = m
+        resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
+        self.m, self.m_pixels = float(m), m_pixels
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
-        return mean_over_valid_images(loss_max_pooling(losses, valid, self.p, self.m), valid)
+        return mean_over_valid_images(
+            loss_max_pooling(losses, valid, self.p, self.m, self.m_pixels), valid
+        )
 
     def extra_repr(self) -> str:
-        return f"p={self.p:g}, m={self.m}, ignore_index={self.ignore_index}"
+        size = f"m_pixels={self.m_pixels}" if self.m_pixels is not None else f"m={self.m:g}"
+        return f"p={self.p:g}, {size}, ignore_index={self.ignore_index}"

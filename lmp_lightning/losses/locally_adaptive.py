@@ -49,13 +49,13 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         ignore_index: the label of pixels that take no part in the loss.
         pooling: ``"minkowski"`` (Eq. 5) or ``"lmp"`` (loss max-pooling of the local costs).
         p: the p-norm bound of loss max-pooling, ``p >= 1`` (used with ``pooling="lmp"``).
-        m: loss max-pooling's minimum number of supported centres: a float in ``(0, 1]`` is a
-            fraction of each image's valid centres, an int ``>= 1`` an absolute count (used
-            with ``pooling="lmp"``).
+        m: loss max-pooling's minimum number of supported centres, as a fraction in ``(0, 1]``
+            of each image's valid centres (used with ``pooling="lmp"``).
+        m_pixels: the same as an absolute count ``>= 1``; it replaces ``m``.
 
     Raises:
         ValueError: ``kernel_size`` even or below 1, ``minkowski_k`` below 1, ``stride`` below
-            1, an unknown ``pooling``, ``p < 1``, ``m <= 0`` or a fraction above 1.
+            1, an unknown ``pooling``, ``p < 1``, ``m`` outside ``(0, 1]``, ``m_pixels < 1``.
         TypeError: an argument of the wrong type.
 
     Example:
@@ -76,7 +76,8 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         ignore_index: int = 255,
         pooling: Literal["minkowski", "lmp"] = "minkowski",
         p: float = 1.3,
-        m: int | float = 0.25,
+        m: float = 0.25,
+        m_pixels: int | None = None,
     ) -> None:
         super().__init__(ignore_index)
         self.kernel_size = check_kernel_size(kernel_size)
@@ -86,22 +87,22 @@ class LocallyAdaptiveLoss(SegmentationLoss):
             raise ValueError(f"pooling must be one of {POOLINGS}, got pooling={pooling!r}")
         self.pooling = pooling
         self.p = check_p(p)
-        resolve_m(m, Tensor([1]))  # validates m
-        self.m = m
+        resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
+        self.m, self.m_pixels = float(m), m_pixels
 
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         costs, valid = locally_adaptive_costs(
             logits, target, self.kernel_size, self.stride, self.ignore_index
         )
         if self.pooling == "lmp":
-            per_image = loss_max_pooling(costs, valid, self.p, self.m)
+            per_image = loss_max_pooling(costs, valid, self.p, self.m, self.m_pixels)
         else:
             per_image = minkowski_pooling(costs, valid, self.minkowski_k)
         return mean_over_valid_images(per_image, valid)
 
     def extra_repr(self) -> str:
         pooling = (
-            f"pooling='lmp', p={self.p:g}, m={self.m}"
+            f"pooling='lmp', p={self.p:g}, m={self.m:g}"
             if self.pooling == "lmp"
             else f"pooling='minkowski', minkowski_k={self.minkowski_k:g}"
         )

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from lmp_lightning.errors import InputError
 from lmp_lightning.sampling.class_statistics import ClassStatistics
 
 __all__ = ["PerformanceAwareSampler", "class_weights_from_iou"]
@@ -104,6 +105,11 @@ class PerformanceAwareSampler(Sampler[tuple[int, int, int]]):
         self._skip = 0
         counts = stats.pixel_counts.double()
         self.present = counts.sum(0) > 0  # classes with pixels in the training set
+        if not bool(self.present.any()):
+            raise InputError(
+                "performance-aware sampling needs labelled pixels, but no training image has a "
+                "pixel of any class (every label is ignore_index?)"
+            )
         table = counts if image_choice == "pixels" else (counts > 0).double()
         self._image_weights = table.T.contiguous()  # (C, num_images)
         self.class_probabilities = self.present.double() / self.present.sum().clamp(min=1)

@@ -127,6 +127,23 @@ class ModelCard:
                 f"card {self.name!r}: input_scale must be a positive number, got "
                 f"{self.input_scale!r}"
             )
+        if (
+            not isinstance(self.class_names, list)
+            or not all(isinstance(n, str) and n for n in self.class_names)
+            or len(set(self.class_names)) != len(self.class_names)
+        ):
+            raise ValueError(
+                f"card {self.name!r}: class_names must be distinct non-empty names, got "
+                f"{self.class_names!r}"
+            )
+        values = [*self.mean, *self.std]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) or not all(
+            v > 0 for v in self.std
+        ):
+            raise ValueError(
+                f"card {self.name!r}: mean must be finite and std finite and > 0, got "
+                f"mean={self.mean}, std={self.std}"
+            )
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
             raise ValueError(
                 f"card {self.name!r}: mean and std need in_channels={self.in_channels} values, "

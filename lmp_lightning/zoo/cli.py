@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from lmp_lightning.reports.results import ClassResults
 from lmp_lightning.zoo.api import info, list_models
 from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.export import export_checkpoint
@@ -53,7 +54,7 @@ def push_entry(
     return done
 
 
-def _results_for(ckpt: Path, config: str | None) -> str | None:
+def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     """The metrics of a checkpoint: the run's ``results_val.json``, or, with the run's
     ``config.yaml``, a validation of the checkpoint now (into a temporary folder)."""
     for folder in (ckpt.parent.parent, ckpt.parent):
@@ -69,20 +70,21 @@ def _results_for(ckpt: Path, config: str | None) -> str | None:
         return None
     from lmp_lightning.cli import run_cli
 
-    out = Path(tempfile.mkdtemp(prefix="lmp-zoo-validate-"))
-    run_cli(
-        [
-            "validate",
-            "--config",
-            str(config_file),
-            f"--ckpt_path={ckpt}",
-            f"--trainer.default_root_dir={out}",
-            "--trainer.logger=false",
-            "--trainer.callbacks=[]",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    return str(out / "results_val.json")
+    with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
+        out = Path(tmp)
+        run_cli(
+            [
+                "validate",
+                "--config",
+                str(config_file),
+                f"--ckpt_path={ckpt}",
+                f"--trainer.default_root_dir={out}",
+                "--trainer.logger=false",
+                "--trainer.callbacks=[]",
+                "--trainer.enable_progress_bar=false",
+            ]
+        )
+        return ClassResults.load(out / "results_val.json")
 
 
 def zoo_main(args: list[str]) -> None:
@@ -115,6 +117,11 @@ def zoo_main(args: list[str]) -> None:
     elif opts.command == "info":
         print(json.dumps(info(opts.name), indent=2, default=str))
     elif opts.command == "export":
+        out = Path(opts.out)  # checked before a validation that may take minutes
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"refusing to write into non-empty {str(out)!r}")
+        if not Path(opts.ckpt).is_file():
+            raise FileNotFoundError(f"checkpoint not found: {opts.ckpt!r}")
         path = export_checkpoint(
             opts.ckpt,
             opts.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -96,13 +97,30 @@ def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
     return entries
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
     where = f"{index}: entry {name!r}"
     if not isinstance(spec, dict) or ("path" in spec) == ("url" in spec):
         raise ValueError(f"{where} needs exactly one of 'path' or 'url'")
     sha256 = spec.get("sha256") or {}
-    if not isinstance(sha256, dict):
-        raise ValueError(f"{where}: 'sha256' must map file names to digests")
+    if not isinstance(sha256, dict) or not all(
+        isinstance(f, str) and isinstance(d, str) and _HEX64.fullmatch(d.lower())
+        for f, d in sha256.items()
+    ):
+        raise ValueError(
+            f"{where}: 'sha256' must map file names to 64-digit hexadecimal digests, got {sha256!r}"
+        )
+    missing = {"card.json", "model.safetensors"} - set(sha256)
+    if missing:
+        raise ValueError(
+            f"{where}: 'sha256' must pin {sorted(missing)} too (the card holds the classes and "
+            "the normalisation, so it is verified like the weights)"
+        )
+    for key in ("path", "url", "archive_sha256"):
+        if key in spec and not isinstance(spec[key], str):
+            raise ValueError(f"{where}: {key!r} must be a string, got {spec[key]!r}")
     if "path" in spec:
         local = (index.parent / spec["path"]).resolve()
         if not local.is_relative_to(index.parent.resolve()):
@@ -113,8 +131,6 @@ def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
         raise ValueError(
             f"{where}: url must be 'hub:<repo_id>@<revision>' or https://, not {url!r}"
         )
-    if not sha256:
-        raise ValueError(f"{where}: a remote entry needs the 'sha256' of its weights files")
     if url.startswith("hub:") and "@" not in url:
         raise ValueError(f"{where}: pin a revision, 'hub:<repo_id>@<revision>', not {url!r}")
     if url.startswith("https://") and not spec.get("archive_sha256"):

@@ -65,9 +65,12 @@ def test_bootstrap_against_sorted_top_k(small_batch, k: float | int) -> None:
         whole = math.floor(kk)
         rest = losses[whole] * (kk - whole) if whole < len(losses) else 0.0
         per_image.append((sum(losses[:whole]) + rest) / kk)
-    value = BootstrappedCrossEntropy(k=k)(logits, target).item()
+    size = {"k_pixels": k} if isinstance(k, int) else {"k": k}  # an int is a pixel count
+    value = BootstrappedCrossEntropy(**size)(logits, target).item()
     assert value == pytest.approx(np.mean(per_image), rel=1e-6)
-    assert value == pytest.approx(LossMaxPooling(p=1.0, m=k)(logits, target).item(), rel=1e-12)
+    lmp_size = {"m_pixels": k} if isinstance(k, int) else {"m": k}
+    lmp = LossMaxPooling(p=1.0, **lmp_size)(logits, target).item()
+    assert value == pytest.approx(lmp, rel=1e-12)
 
 
 def test_bootstrap_hand_case() -> None:
@@ -75,7 +78,10 @@ def test_bootstrap_hand_case() -> None:
     logits[0, 1, 0] = torch.tensor([0.0, 1.0, 2.0, 3.0])
     target = torch.zeros(1, 1, 4, dtype=torch.long)  # losses log(1 + e^s) for s = 0..3
     expected = (math.log(1 + math.e**3) + math.log(1 + math.e**2)) / 2
-    assert BootstrappedCrossEntropy(k=2)(logits, target).item() == pytest.approx(expected)
+    assert BootstrappedCrossEntropy(k_pixels=2)(logits, target).item() == pytest.approx(expected)
+    assert BootstrappedCrossEntropy(k=0.5)(logits, target).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="k_pixels"):
+        BootstrappedCrossEntropy(k=2)  # a count is k_pixels, never k
 
 
 def test_inverse_median_frequency_against_loop(small_batch) -> None:

@@ -196,12 +196,18 @@ def test_resolve_m() -> None:
     n = torch.tensor([100, 3, 0])
     assert resolve_m(0.25, n).tolist() == [25.0, 1.0, 1.0]
     assert resolve_m(1.0, n).tolist() == [100.0, 3.0, 1.0]
-    assert resolve_m(10, n).tolist() == [10.0, 3.0, 1.0]
-    for bad in (0, -1, 0.0, 1.5, -0.2):
-        with pytest.raises(ValueError, match="m"):
+    assert resolve_m(1, n).tolist() == [100.0, 3.0, 1.0]  # an int is a fraction too: 1 is all
+    assert resolve_m(0.25, n, pixels=10).tolist() == [10.0, 3.0, 1.0]
+    for bad in (0, -1, 0.0, 1.5, -0.2, 2, 10):
+        with pytest.raises(ValueError, match="m_pixels"):
             resolve_m(bad, n)
     with pytest.raises(TypeError, match="m"):
         resolve_m("0.25", n)  # type: ignore[arg-type]
+    for bad_pixels in (0, -3):
+        with pytest.raises(ValueError, match="pixel count"):
+            resolve_m(0.25, n, pixels=bad_pixels)
+    with pytest.raises(TypeError, match="pixel count"):
+        resolve_m(0.25, n, pixels=2.5)  # type: ignore[arg-type]
 
 
 def test_median_frequency_weights_by_hand() -> None:

@@ -13,7 +13,8 @@ from tests.losses.reference import reference_weights
 @pytest.mark.parametrize("m", [0.25, 0.6, 1.0, 3])
 def test_per_image_pooling_against_reference(small_batch, p: float, m: float | int) -> None:
     logits, target = small_batch
-    value = LossMaxPooling(p=p, m=m)(logits, target)
+    size = {"m_pixels": m} if isinstance(m, int) else {"m": m}  # an int is a pixel count
+    value = LossMaxPooling(p=p, **size)(logits, target)
     per_image = []
     for pixels in brute_force_pixel_ce(logits, target, 255):
         if not pixels:
@@ -77,6 +78,9 @@ def test_half_precision_logits(dtype: torch.dtype) -> None:
         ({"m": 0.0}, ValueError, "m"),
         ({"m": 1.5}, ValueError, "fraction"),
         ({"m": -3}, ValueError, "m"),
+        ({"m": 1000}, ValueError, "m_pixels"),
+        ({"m_pixels": 0}, ValueError, "pixel count"),
+        ({"m_pixels": 0.5}, TypeError, "pixel count"),
         ({"m": "all"}, TypeError, "m"),
         ({"ignore_index": 2.5}, TypeError, "ignore_index"),
     ],
@@ -84,3 +88,20 @@ def test_half_precision_logits(dtype: torch.dtype) -> None:
 def test_bad_arguments(kwargs: dict, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         LossMaxPooling(**kwargs)
+
+
+def test_m_is_a_fraction_whatever_its_type_and_m_pixels_a_count() -> None:
+    """``m: 1`` in YAML (an int) is the whole crop, as ``m: 1.0``; a count is ``m_pixels``."""
+    from tests.losses.reference import reference_weights
+
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 4, 5), torch.randint(0, 3, (2, 4, 5))
+    whole = LossMaxPooling(p=1.3, m=1)(logits, target)
+    assert whole == LossMaxPooling(p=1.3, m=1.0)(logits, target)
+    # a bound of m = n: the weights are uniform, so the loss is the mean pixel loss
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    assert whole.item() == pytest.approx(ce.item(), rel=1e-5)
+    value = LossMaxPooling(p=1.3, m_pixels=5)(logits, target)
+    pixel = torch.nn.functional.cross_entropy(logits, target, reduction="none").flatten(1)
+    expected = np.mean([reference_weights(row.numpy(), 1.3, 5.0)[1] for row in pixel])
+    assert value.item() == pytest.approx(expected, rel=1e-5)

@@ -159,7 +159,13 @@ def test_lmp_pooling_against_naive_costs(p: float, m: float | int, stride: int) 
             pooled.append((w * row).sum())
         return torch.stack(pooled).mean()
 
-    loss = LocallyAdaptiveLoss(5, stride=stride, pooling="lmp", p=p, m=m)
+    loss = LocallyAdaptiveLoss(
+        5,
+        stride=stride,
+        pooling="lmp",
+        p=p,
+        **({"m_pixels": m} if isinstance(m, int) else {"m": m}),
+    )
     value, grad = value_and_grad(lambda x: loss(x, target), logits)
     ref_value, ref_grad = value_and_grad(reference, logits)
     assert value.item() == pytest.approx(ref_value.item(), rel=1e-10)

@@ -33,7 +33,10 @@ def test_entry_loads_offline_within_budget(name: str, monkeypatch: pytest.Monkey
     assert entry.path is not None, "shipped entries live in the repository"
     weights = entry.path / "model.safetensors"
     assert weights.stat().st_size <= MAX_BYTES
-    assert entry.sha256 == {"model.safetensors": sha256_file(weights)}
+    assert entry.sha256 == {
+        "model.safetensors": sha256_file(weights),
+        "card.json": sha256_file(entry.path / "card.json"),
+    }
     card = info(name)
     assert card["dataset"] == "camvid" and card["num_classes"] == 11
     metrics = card["metrics"]

@@ -26,6 +26,14 @@ from lmp_lightning.zoo import (
 )
 
 CLASSES = ["road", "car", "pole"]
+FAKE = {"model.safetensors": "0" * 64, "card.json": "0" * 64}
+FAKE_WEIGHTS = {"model.safetensors": "0" * 64}
+"""Well-formed digests for index entries whose files are never read."""
+
+
+def _pins(entry: Path) -> dict[str, str]:
+    """The digests an index pins for an entry: its weights and its card."""
+    return {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")}
 
 
 @pytest.fixture(scope="module")
@@ -224,17 +232,13 @@ def test_index_lists_and_loads_entries(entry: Path, tmp_path: Path) -> None:
     (zoo / "fpn-demo").mkdir(parents=True)
     for file in entry.iterdir():
         (zoo / "fpn-demo" / file.name).write_bytes(file.read_bytes())
-    digest = sha256_file(entry / "model.safetensors")
     index = zoo / "index.json"
     index.write_text(
         json.dumps(
             {
                 "entries": {
-                    "fpn-demo": {"path": "fpn-demo"},
-                    "remote": {
-                        "url": "hub:org/remote@0123abc",
-                        "sha256": {"model.safetensors": digest},
-                    },
+                    "fpn-demo": {"path": "fpn-demo", "sha256": _pins(entry)},
+                    "remote": {"url": "hub:org/remote@0123abc", "sha256": _pins(entry)},
                 }
             }
         )
@@ -249,7 +253,7 @@ def test_index_lists_and_loads_entries(entry: Path, tmp_path: Path) -> None:
 def test_index_pinned_digest_checked(entry: Path, tmp_path: Path) -> None:
     index = tmp_path / "index.json"
     index.write_text(
-        json.dumps({"entries": {"e": {"path": ".", "sha256": {"model.safetensors": "0" * 64}}}})
+        json.dumps({"entries": {"e": {"path": ".", "sha256": {**_pins(entry), **FAKE_WEIGHTS}}}})
     )
     for file in entry.iterdir():
         (tmp_path / file.name).write_bytes(file.read_bytes())
@@ -260,11 +264,13 @@ def test_index_pinned_digest_checked(entry: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"url": "hub:org/repo", "sha256": {"a": "b"}}, "pin a revision"),
-        ({"url": "hub:org/repo@main"}, "needs the 'sha256'"),
-        ({"url": "ftp://x", "sha256": {"a": "b"}}, "url must be"),
+        ({"url": "hub:org/repo", "sha256": FAKE}, "pin a revision"),
+        ({"url": "hub:org/repo@main"}, r"must pin \['card.json', 'model.safetensors'\]"),
+        ({"url": "ftp://x", "sha256": FAKE}, "url must be"),
         ({"path": "a", "url": "hub:x@y"}, "exactly one"),
-        ({"path": "../outside"}, "leaves"),
+        ({"path": "../outside", "sha256": FAKE}, "leaves"),
+        ({"path": 5, "sha256": FAKE}, "'path' must be a string"),
+        ({"path": "a", "sha256": {"model.safetensors": 5, "card.json": "0" * 64}}, "digests"),
     ],
 )
 def test_malformed_index_entries(tmp_path: Path, spec: dict, message: str) -> None:
@@ -290,7 +296,7 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(zoo_index, "snapshot_download", fake_snapshot)
     monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: False)
     index = tmp_path / "index.json"
-    index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": {"m": "0"}}}}))
+    index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": FAKE}}}))
     with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
         load("r", index)
     assert calls == [True]  # the cache only, never the network
@@ -299,12 +305,9 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
 def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(zoo_index, "snapshot_download", lambda repo_id, revision: str(entry))
     monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: pytest.fail("went online"))
-    digest = sha256_file(entry / "model.safetensors")
     index = tmp_path / "index.json"
     index.write_text(
-        json.dumps(
-            {"entries": {"r": {"url": "hub:org/r@v1", "sha256": {"model.safetensors": digest}}}}
-        )
+        json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": _pins(entry)}}})
     )
     assert load("r", index).card.name == "fpn-demo"
 
@@ -321,7 +324,7 @@ def test_https_entry_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     spec = {
         "url": "https://example.org/e.tar.gz",
         "archive_sha256": "ab" * 32,
-        "sha256": {"m": "0"},
+        "sha256": FAKE,
     }
     index.write_text(json.dumps({"entries": {"e": spec}}))
     with pytest.raises(ConnectionError, match=r"https://example.org/e.tar.gz cannot be downloaded"):
@@ -348,11 +351,10 @@ def test_https_entry_download_and_cache(
 
     monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(zoo_index.urllib.request, "urlopen", fake_urlopen)
-    digest = sha256_file(entry / "model.safetensors")
     spec = {
         "url": "https://example.org/fpn-demo.tar.gz",
         "archive_sha256": hashlib.sha256(archive).hexdigest(),
-        "sha256": {"model.safetensors": digest},
+        "sha256": _pins(entry),
     }
     index = tmp_path / "index.json"
     index.write_text(json.dumps({"entries": {"fpn-demo": spec}}))

@@ -177,7 +177,9 @@ def _lmp_weights_p_above_one(
     return tau[:, None] * torch.where(log_x > -math.inf, ratio, torch.zeros_like(ratio))
 
 
-def loss_max_pooling(losses: Tensor, valid: Tensor, p: float, m: float | int) -> Tensor:
+def loss_max_pooling(
+    losses: Tensor, valid: Tensor, p: float, m: float, m_pixels: int | None = None
+) -> Tensor:
     """Loss max-pooling of every row (image) of pixel losses, Eq. (4) of Rota Bulò et al. 2017.
 
     The weights of :func:`lmp_weights` are held fixed (detached), so the gradient is that of
@@ -187,8 +189,9 @@ def loss_max_pooling(losses: Tensor, valid: Tensor, p: float, m: float | int) ->
         losses: ``(B, N)`` non-negative pixel losses (differentiable).
         valid: ``(B, N)`` boolean mask of the pixels that take part.
         p: the p-norm bound, ``>= 1``.
-        m: fraction of each row's valid pixels (float in ``(0, 1]``, at least 1 pixel) or an
-            absolute pixel count (int ``>= 1``, at most the row's valid pixels).
+        m: fraction of each row's valid pixels, in ``(0, 1]`` (at least 1 pixel).
+        m_pixels: an absolute pixel count ``>= 1`` (at most the row's valid pixels) that
+            replaces ``m``.
 
     Returns:
         ``(B,)`` pooled losses; 0 (with a graph) for rows without a valid pixel.
@@ -198,43 +201,47 @@ def loss_max_pooling(losses: Tensor, valid: Tensor, p: float, m: float | int) ->
         >>> loss_max_pooling(losses, losses > 0, p=1.0, m=0.5)  # mean of the 2 highest
         tensor([1.2500])
     """
-    m_rows = resolve_m(m, valid.sum(-1))
+    m_rows = resolve_m(m, valid.sum(-1), m_pixels)
     w = lmp_weights(losses, p, m_rows, valid)
     return (w.to(losses.dtype) * losses).sum(-1)
 
 
-def resolve_m(m: float | int, n: Tensor) -> Tensor:
-    """Per-row ``m`` of loss max-pooling from a fraction or an absolute count.
+def resolve_m(m: float, n: Tensor, pixels: int | None = None) -> Tensor:
+    """Per-row ``m`` of loss max-pooling: a fraction of each row's valid pixels, or a count.
 
     Args:
-        m: a float in ``(0, 1]`` is a fraction of each row's ``n`` valid pixels (at least 1); an
-            int ``>= 1`` is an absolute pixel count (at most ``n``).
+        m: the fraction of each row's ``n`` valid pixels, in ``(0, 1]`` (at least 1 pixel). An
+            int is read as a fraction too (YAML and the command line parse ``1`` as an int):
+            ``1`` is the whole row.
         n: ``(B,)`` valid pixel counts.
+        pixels: an absolute pixel count ``>= 1`` (at most ``n``) that replaces ``m``.
 
     Returns:
         ``(B,)`` float64 values of ``m`` with ``1 <= m <= max(n, 1)``.
 
     Raises:
-        ValueError: ``m <= 0`` or a fraction above 1.
-        TypeError: ``m`` is not a number.
+        ValueError: ``m`` outside ``(0, 1]``, or ``pixels < 1``.
+        TypeError: ``m`` is not a number or ``pixels`` not an int.
 
     Example:
         >>> resolve_m(0.25, torch.tensor([100, 2, 0]))
         tensor([25.,  1.,  1.], dtype=torch.float64)
-        >>> resolve_m(10, torch.tensor([100, 4]))
+        >>> resolve_m(0.25, torch.tensor([100, 4]), pixels=10)
         tensor([10.,  4.], dtype=torch.float64)
     """
     n_f = n.to(torch.float64)
     upper = n_f.clamp(min=1.0)
+    if pixels is not None:
+        if isinstance(pixels, bool) or not isinstance(pixels, int):
+            raise TypeError(f"a pixel count must be an int >= 1, got {pixels!r}")
+        if pixels < 1:
+            raise ValueError(f"a pixel count must be an int >= 1, got {pixels}")
+        return torch.full_like(n_f, float(pixels)).minimum(upper)
     if isinstance(m, bool) or not isinstance(m, (int, float)):
-        raise TypeError(f"m must be a float fraction in (0, 1] or an int count >= 1, got {m!r}")
-    if isinstance(m, int):
-        if m < 1:
-            raise ValueError(f"m as a pixel count must be an int >= 1, got m={m}")
-        return torch.full_like(n_f, float(m)).minimum(upper)
+        raise TypeError(f"m must be a fraction in (0, 1], got {m!r}")
     if not (0 < m <= 1):
         raise ValueError(
-            f"m as a float is a fraction of the valid pixels and must be in (0, 1], got m={m}; "
-            "pass an int for an absolute pixel count"
+            f"m is a fraction of the valid pixels and must be in (0, 1], got m={m}; "
+            "give an absolute pixel count as m_pixels (k_pixels for bootstrapping)"
         )
-    return (m * n_f).clamp(min=1.0).minimum(upper)
+    return (float(m) * n_f).clamp(min=1.0).minimum(upper)

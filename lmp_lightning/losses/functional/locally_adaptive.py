@@ -326,9 +326,14 @@ def minkowski_pooling(costs: Tensor, valid: Tensor, minkowski_k: float = 3.0) ->
         tensor([1.6510, 0.0000])
     """
     k = check_minkowski_k(minkowski_k)
-    powered = torch.where(valid, costs, torch.zeros_like(costs)).pow(k)
-    mean = powered.sum(-1) / valid.sum(-1).clamp(min=1)
-    positive = mean > 0
+    kept = torch.where(valid, costs, torch.zeros_like(costs))
+    # Divided by each row's largest cost before the power, so that a large k neither
+    # overflows (costs ** 50) nor underflows: max * (mean of (c / max) ** k) ** (1 / k).
+    # The maximum is held fixed; the gradient is still exact (the pooling is 1-homogeneous).
+    scale = kept.detach().amax(-1, keepdim=True)
+    positive = scale.squeeze(-1) > 0
+    ratio = kept / scale.clamp(min=torch.finfo(kept.dtype).tiny)
+    mean = ratio.pow(k).sum(-1) / valid.sum(-1).clamp(min=1)
     # Clamped so that the branch that where() drops has a finite gradient at 0.
-    root = mean.clamp(min=torch.finfo(mean.dtype).tiny).pow(1.0 / k)
+    root = mean.clamp(min=torch.finfo(mean.dtype).tiny).pow(1.0 / k) * scale.squeeze(-1)
     return torch.where(positive, root, torch.zeros_like(root))

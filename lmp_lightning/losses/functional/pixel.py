@@ -136,7 +136,12 @@ def median_frequency_weights(per_image_counts: Tensor | Sequence[Sequence[int]])
         tensor([0.6222, 1.6000, 1.0000])
     """
     counts = torch.as_tensor(per_image_counts, dtype=torch.float64)
-    if counts.ndim != 2 or bool((counts < 0).any()) or counts.sum() <= 0:
+    if (
+        counts.ndim != 2
+        or not bool(counts.isfinite().all())
+        or bool((counts < 0).any())
+        or counts.sum() <= 0
+    ):
         raise ValueError(
             "per_image_counts must be a non-negative (num_images, num_classes) table with at least "
             f"one pixel, got shape {tuple(counts.shape)}"

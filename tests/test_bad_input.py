@@ -1,0 +1,315 @@
+"""Bad input, one table: each case makes what a user might have (files, flags) and names the
+message it must get. A case is one line in ``CASES``.
+
+A case's ``prepare(tmp_path)`` returns either the arguments of an ``lmp-seg`` command, which must
+end with one line on stderr (exit status 2) matching the pattern, or a function, which must raise
+``ValueError`` or ``TypeError`` matching it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lmp_lightning.cli import main
+from lmp_lightning.losses import CenterLoss, InverseMedianFrequencyCrossEntropy
+from lmp_lightning.module import SegmentationModule
+from lmp_lightning.zoo import export_checkpoint, read_index
+from tests.cli_args import TINY
+
+SMALL = [*TINY, "--model.arch=fpn", "--model.encoder_name=resnet18"]
+
+
+def folder_data(root: Path, labelled: bool = True) -> Path:
+    """A ``folder`` data set of four 40x56 images (val: two) with three classes."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 4), ("val", 2)):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "masks" / split).mkdir(parents=True)
+        for i in range(count):
+            mask = np.full((40, 56), 255 if not labelled else 0, np.uint8)
+            if labelled:
+                mask[:, 28:] = 1
+                mask[5:9, 5:9] = 2
+            image = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+            cv2.imwrite(str(root / "images" / split / f"{i}.png"), image)
+            cv2.imwrite(str(root / "masks" / split / f"{i}.png"), mask)
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    return root
+
+
+def fit_args(root: Path, tmp: Path, *extra: str) -> list[str]:
+    return [
+        "fit",
+        "--data.dataset=folder",
+        f"--data.root={root}",
+        "--data.crop_size=32",
+        "--data.batch_size=2",
+        "--model.arch=fpn",
+        "--model.encoder_name=resnet18",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_steps=1",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp / 'run'}",
+        *extra,
+    ]
+
+
+def truncated_mask(tmp: Path) -> list[str]:
+    root = folder_data(tmp / "data")
+    mask = root / "masks" / "train" / "1.png"
+    mask.write_bytes(mask.read_bytes()[:60])
+    return fit_args(root, tmp)
+
+
+def predict_folder(tmp: Path, files: dict[str, bytes]) -> list[str]:
+    folder = tmp / "images"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return ["predict", *SMALL, f"--data.predict_dir={folder}", f"--trainer.default_root_dir={tmp}"]
+
+
+def png(height: int = 20, width: int = 24) -> bytes:
+    _, data = cv2.imencode(".png", np.zeros((height, width, 3), np.uint8))
+    return data.tobytes()
+
+
+def checkpoint(tmp: Path, content: bytes) -> Path:
+    path = tmp / "broken.ckpt"
+    path.write_bytes(content)
+    return path
+
+
+def second_run_without_logger(tmp: Path) -> list[str]:
+    args = [
+        "fit",
+        *SMALL,
+        "--trainer.max_steps=1",
+        "--trainer.logger=false",
+        f"--trainer.default_root_dir={tmp}",
+    ]
+    main(args)
+    return args
+
+
+def zoo_entry(tmp: Path) -> Path:
+    module = SegmentationModule("fpn", "resnet18", num_classes=3, class_names=["a", "b", "c"])
+    ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
+    return export_checkpoint(ckpt, "entry", tmp / "zoo" / "entry")
+
+
+def zoo_index(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable[[], Any]:
+    """An index of one entry with every digest pinned, then ``change`` applied to its entry."""
+    from lmp_lightning.zoo import sha256_file
+
+    entry = zoo_entry(tmp)
+    spec = {
+        "path": "entry",
+        "sha256": {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")},
+    }
+    change(spec)
+    index = tmp / "zoo" / "index.json"
+    index.write_text(json.dumps({"entries": {"entry": spec}}))
+    return lambda: read_index(index)
+
+
+def edited_card(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable[[], Any]:
+    from lmp_lightning.zoo import sha256_file
+
+    entry = zoo_entry(tmp)
+    pinned = {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")}
+    card = json.loads((entry / "card.json").read_text())
+    change(card)
+    (entry / "card.json").write_text(json.dumps(card))
+    index = tmp / "zoo" / "index.json"
+    index.write_text(json.dumps({"entries": {"entry": {"path": "entry", "sha256": pinned}}}))
+
+    return lambda: load_entry_via_index(index)
+
+
+def load_entry_via_index(index: Path) -> Any:
+    from lmp_lightning.zoo.model import load_entry
+
+    entry = read_index(index)["entry"]
+    return load_entry(entry.path, entry.sha256)
+
+
+def unpinned_bad_card(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable[[], Any]:
+    from lmp_lightning.zoo.model import load_entry
+
+    entry = zoo_entry(tmp)
+    card = json.loads((entry / "card.json").read_text())
+    change(card)
+    (entry / "card.json").write_text(json.dumps(card))
+    return lambda: load_entry(entry)
+
+
+def export_into_existing(tmp: Path) -> list[str]:
+    entry = zoo_entry(tmp)
+    ckpt = tmp / "run" / "checkpoints" / "last.ckpt"
+    return ["zoo", "export", str(ckpt), "--name", "again", "--out", str(entry)]
+
+
+def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d.__setitem__(key, value)
+
+
+CASES = [
+    # --- data files
+    pytest.param(truncated_mask, r"cannot decode label file '.*1\.png'", id="truncated-mask-png"),
+    pytest.param(lambda t: predict_folder(t, {"a.png": png(), "b.png": b"not an image"}),
+                 r"cannot decode image file '.*b\.png'", id="non-image-png-in-predict-folder"),
+    pytest.param(lambda t: fit_args(folder_data(t / "d", labelled=False), t,
+                                    "--trainer.callbacks+=lmp_lightning.callbacks.PerformanceAwareSampling"),
+                 "needs labelled pixels", id="sampler-without-labelled-pixels"),
+    pytest.param(lambda t: [*fit_args(folder_data(t / "d"), t),
+                            "--trainer.callbacks+=lmp_lightning.callbacks.PerformanceAwareSampling",
+                            "--trainer.callbacks.points_per_class=0"],
+                 "points_per_class must be >= 1", id="sampler-points-per-class-0"),
+    pytest.param(lambda t: [*fit_args(folder_data(t / "d"), t), "--data.batch_size=5"],
+                 "--data.batch_size 5 is larger than the 4 training images",
+                 id="batch-above-images"),
+    # --- checkpoints and folders
+    pytest.param(lambda t: ["validate", *SMALL, f"--ckpt_path={checkpoint(t, b'garbage')}"],
+                 r"'.*broken\.ckpt' is not a readable checkpoint",
+                 id="garbage-checkpoint-validate"),
+    pytest.param(lambda t: ["fit", *SMALL, f"--ckpt_path={checkpoint(t, b'PK' + bytes(40))}"],
+                 r"'.*broken\.ckpt' is not a readable checkpoint", id="truncated-checkpoint-fit"),
+    pytest.param(lambda t: ["zoo", "export", str(checkpoint(t, b"garbage")), "--name", "x",
+                            "--out", str(t / "out")],
+                 r"'.*broken\.ckpt' is not a readable checkpoint", id="garbage-checkpoint-export"),
+    pytest.param(export_into_existing, "refusing to write into non-empty", id="export-into-entry"),
+    pytest.param(second_run_without_logger, "already holds the config.yaml of an earlier run",
+                 id="second-run-without-logger"),
+    # --- losses
+    pytest.param(lambda t: lambda: InverseMedianFrequencyCrossEntropy(
+                     per_image_counts=[[1.0, math.nan], [2.0, 3.0]]),
+                 "per_image_counts", id="imf-nan-counts"),
+    pytest.param(lambda t: lambda: InverseMedianFrequencyCrossEntropy(
+                     per_image_counts=[[1.0, math.inf], [2.0, 3.0]]),
+                 "per_image_counts", id="imf-inf-counts"),
+    pytest.param(lambda t: lambda: CenterLoss()(
+                     torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4).long(),
+                     features=torch.zeros(1, 2, 2, 2), feature_target=torch.full((1, 2, 2), 7)),
+                 r"feature_target has labels outside \[0, 3\)", id="center-feature-label-range"),
+    # --- zoo
+    pytest.param(lambda t: edited_card(t, lambda c: c["class_names"].reverse()),
+                 r"sha256 mismatch for '.*card\.json'", id="card-reversed-classes"),
+    pytest.param(lambda t: unpinned_bad_card(t, _set("std", [0, 0, 0])),
+                 "std finite and > 0", id="card-zero-std"),
+    pytest.param(lambda t: zoo_index(t, _set("path", 5)), "'path' must be a string",
+                 id="index-path-not-a-string"),
+    pytest.param(lambda t: zoo_index(t, lambda s: s["sha256"].__setitem__("card.json", 5)),
+                 "'sha256' must map file names", id="index-digest-not-a-string"),
+    pytest.param(lambda t: zoo_index(t, lambda s: s["sha256"].pop("card.json")),
+                 r"must pin \['card.json'\]", id="index-card-not-pinned"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("prepare", "match"), CASES)
+def test_bad_input(
+    prepare: Callable[[Path], Any], match: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    made = prepare(tmp_path)
+    capsys.readouterr()
+    if callable(made):
+        with pytest.raises((ValueError, TypeError), match=match):
+            made()
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        main(made)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-3000:]
+    lines = [line for line in err.strip().splitlines() if line.startswith("lmp-seg: error:")]
+    assert len(lines) == 1 and re.search(match, lines[0]), err[-3000:]
+    assert "Traceback" not in err
+
+
+def test_predict_reads_16_bit_grey_like_training(tmp_path: Path) -> None:
+    """One image reader for every path: a 16-bit grey PNG is scaled to 8 bits, not clipped."""
+    from lmp_lightning.data._files import read_rgb
+    from lmp_lightning.data.image_folder import ImageFolder
+    from lmp_lightning.data.transforms import eval_transform
+
+    grey = (np.arange(20 * 24, dtype=np.uint16).reshape(20, 24) * 130).astype(np.uint16)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "g.png"), grey)
+    raw = ImageFolder(folder, eval_transform())[0]["raw"].numpy()
+    np.testing.assert_array_equal(raw, read_rgb(folder / "g.png"))
+    np.testing.assert_array_equal(raw[..., 0], (grey >> 8).astype(np.uint8))  # scaled, not clipped
+
+
+def test_predict_names_files_that_share_a_stem_apart(tmp_path: Path) -> None:
+    args = predict_folder(tmp_path, {"x.png": png(), "x.jpg": png(), "y.png": png()})
+    main(args)
+    written = sorted(p.name for p in (tmp_path / "predictions").iterdir())
+    assert written == [
+        "x_jpg.png",
+        "x_jpg_overlay.png",
+        "x_png.png",
+        "x_png_overlay.png",
+        "y.png",
+        "y_overlay.png",
+    ]
+
+
+def test_validation_images_of_mixed_sizes_are_padded_per_batch(tmp_path: Path) -> None:
+    root = folder_data(tmp_path / "data")
+    for i, (h, w) in enumerate([(40, 56), (30, 44)]):
+        image = np.zeros((h, w, 3), np.uint8)
+        mask = np.zeros((h, w), np.uint8)
+        mask[:, w // 2 :] = 1
+        cv2.imwrite(str(root / "images" / "val" / f"{i}.png"), image)
+        cv2.imwrite(str(root / "masks" / "val" / f"{i}.png"), mask)
+    from lmp_lightning.cli import run_cli
+
+    cli = run_cli(
+        [
+            "validate",
+            "--data.dataset=folder",
+            f"--data.root={root}",
+            "--data.val_batch_size=2",
+            "--model.arch=fpn",
+            "--model.encoder_name=resnet18",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    results = cli.model.last_results["val"]
+    # padding (ignore_index) is not counted: 40*56 + 30*44 labelled pixels in all
+    assert sum(results.pixel_counts) == 40 * 56 + 30 * 44
+
+
+def test_sliding_inference_sees_only_tiles(tmp_path: Path) -> None:
+    """Predicting a large image with ``--model.inference sliding``, the network never sees more
+    than a tile: its memory is bounded by the tile, not the image."""
+    seen: list[tuple[int, int]] = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append((int(x.shape[-2]), int(x.shape[-1])))
+            return torch.zeros(x.shape[0], 10, *x.shape[-2:])
+
+    module = SegmentationModule(
+        "fpn", "resnet18", num_classes=10, inference="sliding", tile_crop=64
+    ).eval()
+    module.model = Spy()
+    with torch.no_grad():
+        batch = {"image": torch.zeros(1, 3, 300, 400), "size": torch.tensor([[300, 400]])}
+        labels = module.predict_step(batch, 0)
+    assert labels.shape == (1, 300, 400)
+    assert seen and max(h for h, _ in seen) <= 64 and max(w for _, w in seen) <= 64

@@ -1,0 +1,256 @@
+"""What the user typed is what runs: checkpoints, short names in flags and files, interrupts,
+training that trains nothing, and which errors are one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from lightning import Callback, LightningModule, Trainer
+
+from lmp_lightning.cli import main, run_cli
+from lmp_lightning.module import SegmentationModule
+from lmp_lightning.zoo import export_checkpoint
+from tests.cli_args import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = [*TINY, "--model.arch=fpn", "--model.encoder_name=resnet18", "--trainer.logger=false"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of a two-step fit of an FPN / ResNet-18 at lr 0.01."""
+    out = tmp_path_factory.mktemp("fit")
+    run_cli(["fit", *SMALL, "--trainer.max_steps=2", f"--trainer.default_root_dir={out}"])
+    (path,) = out.rglob("*.ckpt")
+    return path
+
+
+def test_validate_keeps_the_typed_inference_flags(checkpoint: Path, tmp_path: Path) -> None:
+    cli = run_cli(
+        [
+            "validate",
+            *TINY,
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--ckpt_path={checkpoint}",
+            "--model.inference=sliding",
+            "--model.tile_crop=48",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
+    hp = cli.model.hparams
+    assert (hp.inference, hp.tile_crop) == ("sliding", 48)
+    assert (hp.arch, hp.encoder_name) == ("fpn", "resnet18")  # from the checkpoint
+
+
+def test_a_typed_architecture_that_disagrees_is_one_line(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "validate",
+                *TINY,
+                f"--trainer.default_root_dir={tmp_path}",
+                f"--ckpt_path={checkpoint}",
+                "--model.arch=unet",
+            ]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--model.arch is 'unet' but the checkpoint" in err and "arch='fpn'" in err
+
+
+def test_a_resumed_fit_takes_the_typed_learning_rate(checkpoint: Path, tmp_path: Path) -> None:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert saved["lr_schedulers"][0]["base_lrs"] == [0.01]
+    cli = run_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.max_steps=3",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--ckpt_path={checkpoint}",
+            "--model.lr=0.5",
+            "--model.momentum=0.5",
+        ],
+    )
+    assert cli.model.hparams.lr == 0.5
+    group = cli.trainer.optimizers[0].param_groups[0]
+    assert group["initial_lr"] == pytest.approx(0.5) and group["momentum"] == 0.5
+    assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [pytest.approx(0.5)]
+
+
+def test_short_names_in_a_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model": {"loss": "lmp"}}))
+    cli = run_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--config={config}",
+            "--model.loss.p=2.0",
+        ]
+    )
+    from lmp_lightning.losses import LossMaxPooling
+
+    assert isinstance(cli.model.loss, LossMaxPooling) and cli.model.loss.p == 2.0
+    assert cli.model.run_config()["loss"]["class_path"] == "lmp_lightning.losses.lmp.LossMaxPooling"
+    config.write_text(
+        yaml.safe_dump({"model": {"loss": {"class_path": "bootstrap", "init_args": {"k": 0.5}}}})
+    )
+    cli = run_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--config={config}",
+        ]
+    )
+    assert type(cli.model.loss).__name__ == "bootstrap" and cli.model.loss.k == 0.5
+
+
+def test_zoo_checkpoint_in_a_config_file(tmp_path: Path) -> None:
+    module = SegmentationModule("fpn", "resnet18", num_classes=10)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, ckpt)
+    entry = export_checkpoint(ckpt, "tiny", tmp_path / "entry")
+    config = tmp_path / "validate.yaml"
+    config.write_text(yaml.safe_dump({"ckpt_path": f"zoo:{entry}"}))
+    cli = run_cli(
+        [
+            "validate",
+            *TINY,
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--config={config}",
+            "--trainer.limit_val_batches=1",
+        ]
+    )
+    assert cli.model.hparams.arch == "fpn"
+    torch.testing.assert_close(
+        cli.model.model.segmentation_head[0].weight, module.model.segmentation_head[0].weight
+    )
+
+
+def test_unknown_loss_is_one_line_with_the_valid_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model": {"loss": "nope"}}))
+    for args in (["--model.loss", "nope"], [f"--config={config}"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", *TINY, *args])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "unknown loss 'nope'" in err and "LossMaxPooling (lmp)" in err
+        assert len(err.strip().splitlines()) == 2  # the message and the traceback hint
+
+
+class Marker(Callback):
+    """Writes the file named by ``LMP_TEST_MARKER`` once training is under way."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: object) -> None:
+        if trainer.global_step >= 2:
+            Path(os.environ["LMP_TEST_MARKER"]).touch()
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["sigterm", "ctrl-c"]
+)
+def test_an_interrupted_fit_saves_last_ckpt_and_exits_non_zero(
+    signum: int, status: int, tmp_path: Path
+) -> None:
+    marker = tmp_path / "marker"
+    args = [
+        sys.executable,
+        "-m",
+        "lmp_lightning.cli",
+        "fit",
+        *SMALL,
+        "--trainer.max_epochs=10000",
+        f"--trainer.default_root_dir={tmp_path}",
+        "--trainer.callbacks+=tests.test_cli_semantics.Marker",
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        f"--trainer.callbacks.dirpath={tmp_path / 'checkpoints'}",
+        "--trainer.callbacks.save_last=true",
+    ]
+    env = {**os.environ, "LMP_TEST_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), process.stderr.read() if process.stderr else ""
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == status, err[-2000:]
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] >= 2
+
+
+def test_training_that_trains_nothing_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [*TINY, "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *common, "--data.batch_size=5"])  # 4 training images
+    assert exit_info.value.code == 2
+    assert "--data.batch_size 5 is larger than the 4 training images" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *common, "--trainer.limit_train_batches=0"])
+    assert exit_info.value.code == 2
+    assert "fit trained no step" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                *common,
+                "--trainer.callbacks+=lmp_lightning.callbacks.PerformanceAwareSampling",
+                "--trainer.callbacks.num_samples=0",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "num_samples must be None or >= 1" in capsys.readouterr().err
+
+
+class Boom(Callback):
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        raise ValueError("a bug, not a configuration error")
+
+
+def test_errors_while_training_keep_their_traceback(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="a bug"):
+        main(
+            [
+                "fit",
+                *TINY,
+                "--trainer.max_epochs=1",
+                f"--trainer.default_root_dir={tmp_path}",
+                "--trainer.callbacks+=tests.test_cli_semantics.Boom",
+            ]
+        )
+
+
+def test_the_command_line_prints_no_args_warning(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lmp_lightning.cli", "fit", *TINY, "--print_config"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "args parameter" not in result.stderr
