@@ -446,7 +446,7 @@ def export(variants: list[str], results: Path, zoo: Path) -> None:
         (out / "README.md").write_text(card.readme())
         index["entries"][name] = {
             "path": name,
-            "sha256": {"model.safetensors": sha256_file(out / "model.safetensors")},
+            "sha256": {f: sha256_file(out / f) for f in ("model.safetensors", "card.json")},
         }
         print(
             f"[study] {name}: {typical.name} (val mIoU {100 * mious[typical]:.2f} at 240x180, "

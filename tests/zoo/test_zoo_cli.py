@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,11 @@ def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, cap
     )
     (ckpt,) = run.rglob("*.ckpt")
     assert not list(run.rglob("results_val.json"))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     main(["zoo", "export", str(ckpt), "--name", "fresh", "--out", str(tmp_path / "entry")])
+    assert not list(scratch.iterdir())  # the validation's temporary folder is removed
     capsys.readouterr()
     main(["zoo", "info", str(tmp_path / "entry")])
     card = json.loads(capsys.readouterr().out)
