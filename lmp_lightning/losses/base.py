@@ -6,9 +6,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
+import torch
 from torch import Tensor, nn
 
-from lmp_lightning.losses.functional import check_logits_target
+from lmp_lightning.losses.functional.pixel import check_shapes, labels_out_of_range
 
 __all__ = ["LOSSES", "SegmentationLoss", "build_loss", "list_losses", "register_loss"]
 
@@ -69,8 +70,15 @@ class SegmentationLoss(nn.Module, ABC):
     ``ignore_index``: those pixels take no part, and a batch without a valid pixel gives 0 with a
     graph (never NaN).
 
+    Input checks cost one pass over the integer labels and one host synchronisation per call,
+    never a pass over the logits: labels out of range are set aside before :meth:`compute` (so
+    they cannot crash it or raise a device assert) and reported after it, together with a
+    non-finite result, which is only then traced to non-finite logits.
+
     Args:
         ignore_index: the label of pixels that take no part in the loss.
+        validate_args: check the input (``False`` skips every check, as torchmetrics'
+            ``validate_args``; labels out of range then fail inside PyTorch).
     """
 
     name: ClassVar[str]
@@ -78,16 +86,49 @@ class SegmentationLoss(nn.Module, ABC):
     """True for a loss that also takes the decoder features: ``loss(logits, target,
     features=..., feature_target=...)``; the module then hands them over from its forward pass."""
 
-    def __init__(self, ignore_index: int = 255) -> None:
+    check_logits: ClassVar[bool] = False
+    """True for a loss whose value can stay finite with a non-finite logit (its pooling masks
+    it), so that only a pass over the logits can catch one; such a loss checks them first."""
+
+    def __init__(self, ignore_index: int = 255, validate_args: bool = True) -> None:
         super().__init__()
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
             raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+        if not isinstance(validate_args, bool):
+            raise TypeError(f"validate_args must be a bool, got {validate_args!r}")
         self.ignore_index = ignore_index
+        self.validate_args = validate_args
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Validates the input (clear errors, no device asserts) and computes the loss."""
-        target = check_logits_target(logits, target, self.ignore_index)
-        return self.compute(logits, target)
+        if not self.validate_args:
+            return self.compute(logits, target.long())
+        target = check_shapes(logits, target)
+        if self.check_logits and not bool(torch.isfinite(logits).all()):
+            raise ValueError("logits contain NaN or infinite values")
+        num_classes = logits.shape[1]
+        in_range = (target >= 0) & (target < num_classes)
+        safe = torch.where(in_range, target, torch.full_like(target, self.ignore_index))
+        try:
+            value = self.compute(logits, safe)
+        except ValueError:
+            if not bool(torch.isfinite(logits).all()):  # the cause, named as such
+                raise ValueError("logits contain NaN or infinite values") from None
+            raise
+        bad_labels, not_finite = torch.stack(
+            [(safe != target).any(), ~torch.isfinite(value.detach()).all()]
+        ).tolist()  # the one host synchronisation
+        if bad_labels:
+            values = labels_out_of_range(target, num_classes, self.ignore_index)
+            raise ValueError(
+                f"target has labels {values} outside [0, {num_classes}) that are not "
+                f"ignore_index={self.ignore_index}"
+            )
+        if not_finite:
+            if not bool(torch.isfinite(logits).all()):
+                raise ValueError("logits contain NaN or infinite values")
+            raise ValueError(f"{type(self).__name__} gave a non-finite value: {value}")
+        return value
 
     @abstractmethod
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -34,9 +34,13 @@ class BootstrappedCrossEntropy(SegmentationLoss):
     """
 
     def __init__(
-        self, k: float = 0.25, k_pixels: int | None = None, ignore_index: int = 255
+        self,
+        k: float = 0.25,
+        k_pixels: int | None = None,
+        ignore_index: int = 255,
+        validate_args: bool = True,
     ) -> None:
-        super().__init__(ignore_index)
+        super().__init__(ignore_index, validate_args)
         resolve_m(k, Tensor([1]), k_pixels)  # validates k and k_pixels
         self.k, self.k_pixels = float(k), k_pixels
 

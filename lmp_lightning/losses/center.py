@@ -57,8 +57,14 @@ class CenterLoss(SegmentationLoss):
     needs_features: ClassVar[bool] = True
     centers: Tensor
 
-    def __init__(self, lambda_: float = 3e-4, alpha: float = 0.5, ignore_index: int = 255) -> None:
-        super().__init__(ignore_index)
+    def __init__(
+        self,
+        lambda_: float = 3e-4,
+        alpha: float = 0.5,
+        ignore_index: int = 255,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(ignore_index, validate_args)
         if not (math.isfinite(lambda_) and lambda_ >= 0):
             raise ValueError(f"lambda_ must be a finite number >= 0, got lambda_={lambda_}")
         if not 0 < alpha <= 1:

@@ -31,8 +31,14 @@ class SoftmaxFocalLoss(SegmentationLoss):
         tensor(0.6931)
     """
 
-    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, ignore_index: int = 255) -> None:
-        super().__init__(ignore_index)
+    def __init__(
+        self,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        ignore_index: int = 255,
+        validate_args: bool = True,
+    ) -> None:
+        super().__init__(ignore_index, validate_args)
         if not (alpha > 0 and math.isfinite(alpha)):
             raise ValueError(f"alpha must be a positive number, got alpha={alpha}")
         if not (gamma >= 0 and math.isfinite(gamma)):

@@ -47,8 +47,9 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
         class_weights: Sequence[float] | Tensor | None = None,
         per_image_counts: Sequence[Sequence[int]] | Tensor | None = None,
         ignore_index: int = 255,
+        validate_args: bool = True,
     ) -> None:
-        super().__init__(ignore_index)
+        super().__init__(ignore_index, validate_args)
         if class_weights is not None and per_image_counts is not None:
             raise ValueError("give either class_weights or per_image_counts, not both")
         self.register_buffer("class_weights", torch.empty(0))

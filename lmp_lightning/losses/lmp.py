@@ -57,8 +57,9 @@ class LossMaxPooling(SegmentationLoss):
         m: float = 0.25,
         m_pixels: int | None = None,
         ignore_index: int = 255,
+        validate_args: bool = True,
     ) -> None:
-        super().__init__(ignore_index)
+        super().__init__(ignore_index, validate_args)
         self.p = check_p(p)
         resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
         self.m, self.m_pixels = float(m), m_pixels

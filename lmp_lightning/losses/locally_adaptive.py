@@ -68,18 +68,21 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         1.0986
     """
 
+    check_logits = True  # a NaN score can be pooled away from the value, not from the gradient
+
     def __init__(
         self,
         kernel_size: int = 5,
         minkowski_k: float = 3.0,
         stride: int = 1,
         ignore_index: int = 255,
+        validate_args: bool = True,
         pooling: Literal["minkowski", "lmp"] = "minkowski",
         p: float = 1.3,
         m: float = 0.25,
         m_pixels: int | None = None,
     ) -> None:
-        super().__init__(ignore_index)
+        super().__init__(ignore_index, validate_args)
         self.kernel_size = check_kernel_size(kernel_size)
         self.minkowski_k = check_minkowski_k(minkowski_k)
         self.stride = check_stride(stride)

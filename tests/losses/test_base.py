@@ -91,3 +91,20 @@ def test_other_ignore_index(name: str) -> None:
     target[0, :2] = -100
     target_255[0, :2] = 255
     assert loss_a(logits, target).item() == pytest.approx(_build(name)(logits, target_255).item())
+
+
+def test_validate_args_false_skips_the_checks() -> None:
+    """``validate_args=False`` computes on the input as it is (as torchmetrics' switch does);
+    with it on, the same labels give a clear error before PyTorch sees them."""
+    from lmp_lightning.losses import CrossEntropy, LossMaxPooling
+
+    logits, target = torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long)
+    for loss in (CrossEntropy(validate_args=False), LossMaxPooling(validate_args=False)):
+        assert torch.isfinite(loss(logits, target))
+    target[0, 0, 0] = 7
+    with pytest.raises(ValueError, match=r"labels \[7\] outside \[0, 3\)"):
+        CrossEntropy()(logits, target)
+    with pytest.raises(IndexError):  # PyTorch's own error, unchecked
+        CrossEntropy(validate_args=False)(logits, target)
+    with pytest.raises(TypeError, match="validate_args"):
+        CrossEntropy(validate_args="no")  # type: ignore[arg-type]

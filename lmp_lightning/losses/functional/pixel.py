@@ -29,6 +29,42 @@ def upcast(logits: Tensor) -> Tensor:
     return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 
+def check_shapes(logits: Tensor, target: Tensor) -> Tensor:
+    """Checks the types and shapes of a ``(logits, target)`` pair (no pass over the data) and
+    returns ``target`` as int64.
+
+    Raises:
+        ValueError: on shape mismatches.
+        TypeError: on non-floating logits or non-integer targets.
+    """
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise TypeError(
+            "logits must be a floating-point tensor of shape (B, C, H, W), got "
+            + (f"dtype {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__)
+        )
+    if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
+        raise TypeError(
+            "target must be an integer tensor of shape (B, H, W), got "
+            + (f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__)
+        )
+    if logits.ndim != 4:
+        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
+    B, _, H, W = logits.shape
+    if tuple(target.shape) != (B, H, W):
+        raise ValueError(
+            f"target must have shape (B, H, W) = {(B, H, W)} to match logits "
+            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    return target.long()
+
+
+def labels_out_of_range(target: Tensor, num_classes: int, ignore_index: int) -> list[int]:
+    """Up to 10 labels of ``target`` outside ``[0, num_classes)`` other than ``ignore_index``
+    (a host synchronisation: for error messages)."""
+    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
+    return torch.unique(target[bad])[:10].tolist()
+
+
 def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
     """Validates a segmentation ``(logits, target)`` pair and returns ``target`` as int64.
 
@@ -45,30 +81,12 @@ def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Te
             values are named).
         TypeError: on non-floating logits or non-integer targets.
     """
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(
-            "logits must be a floating-point tensor of shape (B, C, H, W), got "
-            + (f"dtype {logits.dtype}" if isinstance(logits, Tensor) else type(logits).__name__)
-        )
-    if not isinstance(target, Tensor) or target.is_floating_point() or target.is_complex():
-        raise TypeError(
-            "target must be an integer tensor of shape (B, H, W), got "
-            + (f"dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__)
-        )
-    if logits.ndim != 4:
-        raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
-    B, C, H, W = logits.shape
-    if tuple(target.shape) != (B, H, W):
+    target = check_shapes(logits, target)
+    values = labels_out_of_range(target, logits.shape[1], ignore_index)
+    if values:
         raise ValueError(
-            f"target must have shape (B, H, W) = {(B, H, W)} to match logits "
-            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
-        )
-    target = target.long()
-    out_of_range = (target != ignore_index) & ((target < 0) | (target >= C))
-    if bool(out_of_range.any()):
-        values = torch.unique(target[out_of_range])[:10].tolist()
-        raise ValueError(
-            f"target has labels {values} outside [0, {C}) that are not ignore_index={ignore_index}"
+            f"target has labels {values} outside [0, {logits.shape[1]}) that are not "
+            f"ignore_index={ignore_index}"
         )
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("logits contain NaN or infinite values")
