@@ -52,7 +52,12 @@ def test_validate_writes_the_results_file(tmp_path: Path) -> None:
     scenes = SyntheticStreetScenes(num_images=2, height=64, width=80, split="val")
     counts = sum(np.bincount(m[m != 255], minlength=10) for m in (s["mask"] for s in scenes))
     assert results.pixel_counts == counts.tolist()
-    assert results.config["loss"]["init_args"] == {"p": 1.3, "m": 0.25, "ignore_index": 255}
+    assert results.config["loss"]["init_args"] == {
+        "p": 1.3,
+        "m": 0.25,
+        "ignore_index": 255,
+        "validate_args": True,
+    }
     assert results.config["model"]["arch"] == "deeplabv3plus"
 
 
