@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,18 @@ def export_checkpoint(
     )
     card.save(out_dir)
     (out_dir / "README.md").write_text(card.readme())  # replaces smp's generic card
+    _normal_permissions(out_dir)
     return out_dir
+
+
+def _normal_permissions(directory: Path) -> None:
+    """Gives every file of ``directory`` the permissions a new file gets (``0o666`` less the
+    umask): safetensors writes through a private temporary file (``-rw-------``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in directory.iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)
 
 
 def _input_scale(data: dict[str, Any]) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,10 @@ def test_export_writes_entry(entry: Path) -> None:
     assert card["metrics"]["miou"] == 0.7 and card["metrics"]["iou"] == [0.9, 0.5, None]
     assert card["metrics"]["pixel_counts"] == [900, 90, 0]
     assert card["weights_sha256"] == {"model.safetensors": sha256_file(entry / "model.safetensors")}
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in entry.iterdir():  # not safetensors' private -rw-------
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
     assert card["loss"]["class_path"] == "lmp_lightning.losses.LossMaxPooling"
     assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
     assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
