@@ -118,24 +118,6 @@ def test_config_records_the_data_seed_and_an_explicit_one_wins(
     assert parsed("--seed_everything=5", "--data.seed=7") == 7
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-@pytest.mark.parametrize("sampler", [[], SAMPLER], ids=["plain", "sampler"])
-def test_resumed_at_an_epoch_end_sees_the_batches_of_an_uninterrupted_run(
-    folder_data: Path, tmp_path: Path, workers: int, sampler: list[str]
-) -> None:
-    common = ["--seed_everything=3", f"--data.num_workers={workers}", *sampler]
-    whole = _fit(folder_data, tmp_path / "whole", "--trainer.max_epochs=3", *common)
-    assert {epoch for epoch, _, _ in whole} == {0, 1, 2}
-    # the epochs differ from each other
-    assert len({h for _, _, h in whole}) == len(whole)
-    first = _fit(folder_data, tmp_path / "cut", "--trainer.max_epochs=1", *common)
-    last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
-    rest = _fit(
-        folder_data, tmp_path / "resumed", "--trainer.max_epochs=3", f"--ckpt_path={last}", *common
-    )
-    assert first + rest == whole
-
-
 class SigtermInEpoch1(Callback):
     """Delivers a SIGTERM, as Lightning's handler records it, after the second batch of epoch 1."""
 
@@ -144,23 +126,28 @@ class SigtermInEpoch1(Callback):
             trainer._signal_connector.received_sigterm = True
 
 
+def _cut(folder_data: Path, out: Path, cut: str, common: list[str]) -> list[tuple[int, int, str]]:
+    """A fit stopped at the end of epoch 0, or by a SIGTERM in the middle of epoch 1."""
+    if cut == "epoch-end":
+        return _fit(folder_data, out, "--trainer.max_epochs=1", *common)
+    with pytest.raises(SystemExit):  # Lightning's SIGTERM exception
+        _fit(folder_data, out, "--trainer.max_epochs=3",
+             "--trainer.callbacks+=tests.test_seeds.SigtermInEpoch1", *common)  # fmt: skip
+    return list(RecordBatches.seen)
+
+
+@pytest.mark.parametrize("cut", ["epoch-end", "mid-epoch"])
 @pytest.mark.parametrize("workers", [0, 1])
 @pytest.mark.parametrize("sampler", [[], SAMPLER], ids=["plain", "sampler"])
-def test_resumed_mid_epoch_sees_the_batches_of_an_uninterrupted_run(
-    folder_data: Path, tmp_path: Path, workers: int, sampler: list[str]
+def test_a_resumed_run_sees_the_batches_of_an_uninterrupted_run(
+    folder_data: Path, tmp_path: Path, workers: int, sampler: list[str], cut: str
 ) -> None:
-    common = ["--seed_everything=4", f"--data.num_workers={workers}", *sampler]
+    common = ["--seed_everything=3", f"--data.num_workers={workers}", *sampler]
     whole = _fit(folder_data, tmp_path / "whole", "--trainer.max_epochs=3", *common)
-    with pytest.raises(SystemExit):  # Lightning's SIGTERM exception
-        _fit(
-            folder_data,
-            tmp_path / "cut",
-            "--trainer.max_epochs=3",
-            "--trainer.callbacks+=tests.test_seeds.SigtermInEpoch1",
-            *common,
-        )
-    first = list(RecordBatches.seen)
-    assert first == whole[:5]  # epoch 0 (3 batches) and two batches of epoch 1
+    assert {epoch for epoch, _, _ in whole} == {0, 1, 2}
+    assert len({h for _, _, h in whole}) == len(whole)  # no batch repeats
+    first = _cut(folder_data, tmp_path / "cut", cut, common)
+    assert first == whole[: 3 if cut == "epoch-end" else 5]  # 3 batches an epoch
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     rest = _fit(
         folder_data, tmp_path / "resumed", "--trainer.max_epochs=3", f"--ckpt_path={last}", *common
