@@ -24,7 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lmp_lightning.callbacks import InterruptCheckpoint, PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
-from lmp_lightning.losses import LOSSES
+from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.cli import compare_main
 from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
@@ -203,12 +203,6 @@ def run_cli(
     )
 
 
-def _loss_names() -> str:
-    return ", ".join(
-        f"{name} ({short})" for short, name in sorted((s, c.__name__) for s, c in LOSSES.items())
-    )
-
-
 _BOILERPLATE = (
     "Not a valid subclass",
     "Expected a",
@@ -230,7 +224,7 @@ def _parse_error_message(error: BaseException) -> str:
     if message.startswith('Parser key "model.loss"'):
         given = re.search(r"Given value: (.*)", message)
         value = given.group(1).strip() if given else "?"
-        return f"unknown loss {value!r} for --model.loss; valid losses: {_loss_names()}"
+        return f"unknown loss {value!r} for --model.loss; valid losses: {loss_choices()}"
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     key = lines[0].rstrip(":") if lines and lines[0].startswith("Parser key") else ""
     reasons = [

@@ -23,6 +23,7 @@ from lmp_lightning.losses import (
     CrossEntropy,
     InverseMedianFrequencyCrossEntropy,
     SegmentationLoss,
+    build_loss,
 )
 from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.functional.center import nearest_labels
@@ -109,7 +110,7 @@ class SegmentationModule(LightningModule):
         class_names: list[str] | None = None,
         ignore_index: int = 255,
         in_channels: int = 3,
-        loss: SegmentationLoss | None = None,
+        loss: SegmentationLoss | str | None = None,
         output_stride: int | None = None,
         lr: float = 0.01,
         momentum: float = 0.9,
@@ -154,6 +155,8 @@ class SegmentationModule(LightningModule):
         if init_weights is not None:
             self._load_init_weights(init_weights)
         self.stride = required_stride(self.model)
+        if isinstance(loss, str):  # a short or class name, from Python: build_loss("lmp")
+            loss = build_loss(loss, ignore_index=ignore_index)
         self.loss = loss if loss is not None else CrossEntropy(ignore_index=ignore_index)
         if not isinstance(self.loss, SegmentationLoss):
             raise TypeError(f"loss must be a SegmentationLoss, got {type(self.loss).__name__}")

@@ -103,3 +103,18 @@ def test_iou_table() -> None:
         ["sign", "25.00"],
         ["mean", "37.50"],
     ]
+
+
+def test_the_package_exports_its_api_and_losses_by_name() -> None:
+    import lmp_lightning
+    from lmp_lightning import LossMaxPooling, SegmentationDataModule, SegmentationModule
+
+    assert {"SegmentationModule", "SegmentationDataModule", "LossMaxPooling"} <= set(
+        lmp_lightning.__all__
+    )
+    for name in ("lmp", "LossMaxPooling"):
+        module = SegmentationModule("fpn", "resnet18", num_classes=3, loss=name, ignore_index=7)
+        assert isinstance(module.loss, LossMaxPooling) and module.loss.ignore_index == 7
+    with pytest.raises(KeyError, match="unknown loss 'nope'"):
+        SegmentationModule("fpn", "resnet18", num_classes=3, loss="nope")
+    assert SegmentationDataModule().num_classes == 10

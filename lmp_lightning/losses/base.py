@@ -11,7 +11,14 @@ from torch import Tensor, nn
 
 from lmp_lightning.losses.functional.pixel import check_shapes, labels_out_of_range
 
-__all__ = ["LOSSES", "SegmentationLoss", "build_loss", "list_losses", "register_loss"]
+__all__ = [
+    "LOSSES",
+    "SegmentationLoss",
+    "build_loss",
+    "list_losses",
+    "loss_choices",
+    "register_loss",
+]
 
 LOSSES: dict[str, type[SegmentationLoss]] = {}
 """Short name -> loss class; filled by :func:`register_loss`, the single source of truth."""
@@ -43,10 +50,10 @@ def list_losses() -> list[str]:
 
 
 def build_loss(name: str, **kwargs: Any) -> SegmentationLoss:
-    """Builds a registered loss by its short name.
+    """Builds a registered loss by its short name or its class name.
 
     Args:
-        name: one of :func:`list_losses`.
+        name: one of :func:`list_losses`, or a registered class's name (``"LossMaxPooling"``).
         **kwargs: the loss class's arguments.
 
     Raises:
@@ -55,12 +62,26 @@ def build_loss(name: str, **kwargs: Any) -> SegmentationLoss:
     Example:
         >>> build_loss("lmp", p=1.3, m=0.25)
         LossMaxPooling(p=1.3, m=0.25, ignore_index=255)
+        >>> build_loss("CrossEntropy")
+        CrossEntropy(ignore_index=255)
     """
-    try:
-        cls = LOSSES[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; valid names are {list_losses()}") from None
+    by_class = {cls.__name__: cls for cls in LOSSES.values()}
+    cls = LOSSES.get(name) or by_class.get(name)
+    if cls is None:
+        raise KeyError(f"unknown loss {name!r}; valid losses: {loss_choices()}")
     return cls(**kwargs)
+
+
+def loss_choices() -> str:
+    """Every loss as ``ClassName (short name)``, for error messages.
+
+    Example:
+        >>> "LossMaxPooling (lmp)" in loss_choices()
+        True
+    """
+    return ", ".join(
+        f"{name} ({short})" for short, name in sorted((s, c.__name__) for s, c in LOSSES.items())
+    )
 
 
 class SegmentationLoss(nn.Module, ABC):
