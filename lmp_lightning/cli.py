@@ -21,6 +21,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from lmp_lightning import __version__
 from lmp_lightning.callbacks import InterruptCheckpoint, PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
@@ -31,6 +32,21 @@ from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
 from lmp_lightning.zoo.cli import zoo_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
+
+USAGE = """usage: lmp-seg [-h] [--version] {fit,validate,test,predict,compare,zoo} ...
+
+Semantic segmentation on imbalanced data: loss max-pooling, the locally adaptive loss and their
+baselines, as a Lightning CLI.
+
+commands:
+  fit         train (lmp-seg fit --config configs/demo.yaml)
+  validate    evaluate a checkpoint on the val split (--ckpt_path PATH or zoo:NAME)
+  test        evaluate a checkpoint on the test split
+  predict     label the images of a folder (--data.predict_dir DIR) or the test split
+  compare     per-class comparison of results files (BASELINE RUN, or --baseline ... --run ...)
+  zoo         the model zoo: list, info, export, push
+
+lmp-seg COMMAND --help shows a command's options."""
 
 TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 """Set to 1 to see the full traceback of a configuration error instead of one line."""
@@ -251,6 +267,12 @@ def main(args: list[str] | None = None) -> None:
         - 143 (SIGTERM) or 130 (Ctrl-C): an interrupted fit, after it saved ``last.ckpt``.
     """
     argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["--version"]:
+        print(f"lmp-seg (lmp-lightning) {__version__}")
+        return
+    if argv in ([], ["-h"], ["--help"]):
+        print(USAGE)
+        return
     interrupt = InterruptCheckpoint()
     try:
         if argv[:1] == ["compare"]:

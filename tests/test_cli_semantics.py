@@ -254,3 +254,14 @@ def test_the_command_line_prints_no_args_warning(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "args parameter" not in result.stderr
+
+
+def test_top_level_help_lists_every_command_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import lmp_lightning
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict", "compare", "zoo"):
+        assert f"\n  {command} " in out
+    main(["--version"])
+    assert capsys.readouterr().out.strip() == f"lmp-seg (lmp-lightning) {lmp_lightning.__version__}"
