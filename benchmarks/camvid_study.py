@@ -121,11 +121,12 @@ def run_one(
         if last is not None:
             cmd.append(f"--ckpt_path={last}")
         print(f"[study] {variant} seed {seed}: {' '.join(cmd)}", flush=True)
+        commit = _commit()  # the code the fit runs
         start = time.perf_counter()
         code = subprocess.call(cmd, cwd=ROOT)
         meta["fit_seconds"] += time.perf_counter() - start
         meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()) :]))
-        meta.setdefault("fit_commits", []).append(_commit())
+        meta.setdefault("fit_commits", []).append(commit)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         last = _newest_last(folder)
         if code != 0 or _epochs_done(last) < max_epochs:
