@@ -117,7 +117,8 @@ class SegmentationCLI(LightningCLI):
                 return  # Lightning's own names
             raise InputError(f"--ckpt_path: checkpoint not found: {str(path)!r}")
         try:
-            saved = torch.load(path, weights_only=True, map_location="cpu")
+            # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
+            saved = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
         except Exception as error:
             detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
             raise InputError(
