@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # The CamVid study, second round, as it was run: tuning stage 1 (the learning rate of BASE+ and of
-# LMP + sampler, seed 0), then tuning stage 2 (p and m of LMP + sampler at its best rate), then the
+# LMP + sampler, seed 0: two rates each, then a third beyond the better one), then tuning stage 2 (p and m of LMP + sampler at its best rate), then the
 # recipes get the chosen values and the final runs go seed by seed. Run from the repository root in
 # the background: nohup setsid benchmarks/camvid_study.sh > runs/study.log 2>&1 &
 # (This session ran the two halves as runs/tune1.sh and runs/pipeline.sh, with the same commands.)
 set -e
 cd "$(dirname "$0")/.."
-for spec in "base_plus 0.01" "lmp 0.003" "base_plus 0.003" "lmp 0.01" "base_plus 0.03" "lmp 0.001"; do
-  set -- $spec
-  .venv/bin/python benchmarks/camvid_study.py run --variants "$1" --seeds 0 --tag "_lr$2" \
-    --results docs/results/camvid/tuning -- "--model.lr=$2" 
-done
 PY=.venv/bin/python
+tune_lr() {  # tune_lr <variant> <lr>
+  $PY benchmarks/camvid_study.py run --variants "$1" --seeds 0 --tag "_lr$2" \
+    --results docs/results/camvid/tuning -- "--model.lr=$2"
+}
+miou() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['miou'])" \
+  "docs/results/camvid/tuning/runs/$1_seed0.json"; }
+# two rates each, then a third one step further in the direction that won
+for spec in "base_plus 0.01" "lmp 0.003" "base_plus 0.003" "lmp 0.01"; do tune_lr $spec; done
+third() {  # third <variant> <low> <high> <below low> <above high>
+  if $PY -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" \
+      "$(miou "$1_lr$3")" "$(miou "$1_lr$2")"; then echo "$5"; else echo "$4"; fi
+}
+tune_lr base_plus "$(third base_plus 0.003 0.01 0.001 0.03)"
+tune_lr lmp "$(third lmp 0.003 0.01 0.001 0.03)"
 best() {  # best <glob prefix>: the tag value with the highest val mIoU
   $PY - "$1" <<'PYEOF'
 import json, sys
