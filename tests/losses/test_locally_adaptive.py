@@ -218,7 +218,10 @@ def test_half_precision_logits(dtype: torch.dtype) -> None:
 
 
 def test_saved_memory_is_linear_in_the_logits() -> None:
-    """At kernel 7 the graph holds about one copy of the logits, not kernel_size^2 of them."""
+    """At kernel 7 the graph holds the standard scores (one copy of the logits, on a grid padded
+    by 3: 1.4 copies at 32 x 32), the cross-entropy's log-probabilities (one copy) and per-pixel
+    statistics, not
+    kernel_size^2 copies."""
     logits = torch.randn(2, 19, 32, 32, requires_grad=True)
     target = torch.randint(0, 19, (2, 32, 32))
     storages: dict[int, int] = {}
@@ -230,8 +233,8 @@ def test_saved_memory_is_linear_in_the_logits() -> None:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         LocallyAdaptiveLoss(kernel_size=7)(logits, target)
-    storages.pop(logits.untyped_storage().data_ptr())  # the input itself costs nothing
-    assert sum(storages.values()) <= 2 * logits.nbytes
+    storages.pop(logits.untyped_storage().data_ptr(), None)  # the input itself costs nothing
+    assert sum(storages.values()) <= 3 * logits.nbytes  # 2.7 measured
 
 
 @pytest.mark.parametrize(
