@@ -197,16 +197,24 @@ def _lmp_weights_p_above_one(
         log_out = neg_inf.expand(B)
     log_top = log_top[:, :k]
     ranks = torch.arange(k, device=device)  # 0-based rank j: the (j+1)-th highest loss
-    suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)  # sums over ranks >= j
-    suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, k + 1)
-    log_rest = torch.logaddexp(suffix, log_out[:, None])  # <l^q> over all but the j highest
-    # eta of the (j+1)-th highest loss, (m - j) l^q - <l^q> over all but the j highest, by an
-    # exact sign test in the log domain.
     c = m_t[:, None] - ranks
-    eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :k])
-    # Algorithm 1 stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
-    k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
-    q_log_alpha = log_rest.gather(-1, k_star[:, None]) - torch.log(m_t - k_star)[:, None]
+    # eta of the (j+1)-th highest loss, (m - j) l^q - <l^q> over all but the j highest, by an
+    # exact sign test (no epsilon). It does not increase with j while m - j > 0, so Algorithm
+    # 1's walk stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
+    if exact:  # in the log domain: l^q spans more than float64 near p = 1
+        suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)  # ranks >= j
+        suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, k + 1)
+        log_rest = torch.logaddexp(suffix, log_out[:, None])  # <l^q> but the j highest
+        eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :k])
+        k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
+        q_log_alpha = log_rest.gather(-1, k_star[:, None]) - torch.log(m_t - k_star)[:, None]
+    else:  # q <= 9: (l / peak)^q >= 1e-306 for every float32 ratio that matters; linear sums
+        top_q = log_top.exp()
+        suffix = top_q.flip(-1).cumsum(-1).flip(-1)  # ranks >= j, summed from the smallest
+        rest = torch.cat([suffix, torch.zeros_like(suffix[:, :1])], dim=-1) + log_out.exp()[:, None]
+        eta_pos = (c > 0) & (c * top_q > rest[:, :k])
+        k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
+        q_log_alpha = torch.log(rest.gather(-1, k_star[:, None]) / (m_t - k_star)[:, None])
     # Theorem 1: tau on J* (losses above alpha*), tau (l / alpha*)^(q-1) elsewhere, written
     # min(tau, exp((q - 1) / q (q log l - q log alpha*) + log tau)). If alpha* = 0, every loss
     # outside J* is zero (log -inf, weight 0) and J* is exactly the positive losses.
