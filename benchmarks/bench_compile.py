@@ -83,7 +83,7 @@ def main() -> None:
         first = timed(lambda c=compiled: call(c))
         eager_t, compiled_t = [], []
         for _ in range(args.repeats):
-            eager_t.append(timed(lambda: call(loss)))
+            eager_t.append(timed(lambda f=loss: call(f)))
             compiled_t.append(timed(lambda c=compiled: call(c)))
         e, c = statistics.median(eager_t), statistics.median(compiled_t)
         with torch.no_grad():

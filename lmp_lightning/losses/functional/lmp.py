@@ -135,9 +135,7 @@ float64 for float32 losses: a float32 ``log`` carries a relative error of about 
 power ``q - 1`` of the weights multiplies (at most 5e-7 for ``q <= 9``)."""
 
 
-def _lmp_weights(
-    losses: Tensor, p: float, m_t: Tensor, valid: Tensor, n: Tensor, k: int
-) -> Tensor:
+def _lmp_weights(losses: Tensor, p: float, m_t: Tensor, valid: Tensor, n: Tensor, k: int) -> Tensor:
     """:func:`lmp_weights` on checked input: ``m_t`` the ``(B,)`` float64 values of m, ``n`` the
     valid counts, ``k >= ceil(m)`` on every row with a valid entry (and at most ``N``): the size
     of the ordered top."""
