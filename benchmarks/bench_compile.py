@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument(
         "--shape", type=int, nargs=4, default=[2, 19, 256, 256], metavar=("B", "C", "H", "W")
     )
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--losses", nargs="*", default=None, help="default: every registered loss")
     args = parser.parse_args()
@@ -56,14 +56,12 @@ def main() -> None:
         sync()
         return time.perf_counter() - start
 
-    timed(lambda: F.cross_entropy(logits, target, ignore_index=255))  # warm-up
-    baseline = [
-        timed(lambda: F.cross_entropy(logits, target, ignore_index=255))
-        for _ in range(args.repeats)
-    ]
-    base = statistics.median(baseline)
+    def baseline() -> torch.Tensor:
+        return F.cross_entropy(logits, target, ignore_index=255)
+
+    timed(baseline)  # warm-up
     print(f"\n### {args.device}: logits {tuple(args.shape)}, torch {torch.__version__}, ", end="")
-    print(f"{torch.get_num_threads()} threads; F.cross_entropy eager {base * 1e3:.1f} ms\n")
+    print(f"{torch.get_num_threads()} threads, medians of {args.repeats} interleaved passes\n")
     print(
         "| loss | graphs | graph breaks | compile + first call (s) | eager / F.ce | "
         "compiled / F.ce | compiled / eager | break reasons |"
@@ -81,10 +79,12 @@ def main() -> None:
         dynamo.reset()
         compiled = torch.compile(loss)
         first = timed(lambda c=compiled: call(c))
-        eager_t, compiled_t = [], []
-        for _ in range(args.repeats):
+        base_t, eager_t, compiled_t = [], [], []
+        for _ in range(args.repeats):  # F.cross_entropy interleaved with every loss
+            base_t.append(timed(baseline))
             eager_t.append(timed(lambda f=loss: call(f)))
             compiled_t.append(timed(lambda c=compiled: call(c)))
+        base = statistics.median(base_t)
         e, c = statistics.median(eager_t), statistics.median(compiled_t)
         with torch.no_grad():
             gap = abs(call(loss).item() - call(compiled).item())

@@ -269,21 +269,23 @@ def test_built_by_name_with_defaults() -> None:
 
 
 @pytest.mark.slow
-def test_peak_memory_at_kernel_7_is_within_4x_cross_entropy() -> None:
-    """The issue's budget on (2, 19, 384, 384), measured by the benchmark's child process."""
+@pytest.mark.parametrize("size", [256, 512])
+def test_peak_memory_at_kernel_7_is_within_3x_cross_entropy(size: int) -> None:
+    """The budget on (2, 19, size, size) against F.cross_entropy's own extra peak memory,
+    measured by the benchmark's child process (2.8x and 1.6x measured)."""
     script = Path(__file__).parents[2] / "benchmarks" / "bench_losses.py"
 
     def peak(name: str) -> int:
         args = ["--child", name, "--device", "cpu", "--lall-kernel", "7"]
         out = subprocess.run(
-            [sys.executable, str(script), *args, "--shape", "2", "19", "384", "384"],
+            [sys.executable, str(script), *args, "--shape", "2", "19", str(size), str(size)],
             check=True,
             capture_output=True,
             text=True,
         )
         return int(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    assert peak("lall") <= 4 * peak("ce")
+    assert peak("lall") <= 3 * peak("F.cross_entropy")
 
 
 def test_large_minkowski_k_stays_finite() -> None:
