@@ -13,6 +13,8 @@ import inspect
 import os
 import re
 import sys
+import textwrap
+import warnings
 from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.cli import compare_main
+from lmp_lightning.resources import config_path, list_configs
 from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
 from lmp_lightning.zoo.cli import zoo_main
 
@@ -39,13 +42,15 @@ Semantic segmentation on imbalanced data: loss max-pooling, the locally adaptive
 baselines, as a Lightning CLI.
 
 commands:
-  fit         train (lmp-seg fit --config configs/demo.yaml)
+  fit         train (lmp-seg fit --config demo, or a shipped recipe: --config camvid/lmp)
   validate    evaluate a checkpoint on the val split (--ckpt_path PATH or zoo:NAME)
   test        evaluate a checkpoint on the test split
   predict     label the images of a folder (--data.predict_dir DIR) or the test split
   compare     per-class comparison of results files (BASELINE RUN, or --baseline ... --run ...)
   zoo         the model zoo: list, info, export, push
 
+--config takes a YAML file or the name of a shipped recipe:
+{recipes}
 lmp-seg COMMAND --help shows a command's options."""
 
 TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
@@ -210,14 +215,31 @@ def run_cli(
         args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
         interrupt: the fit's interrupt callback (see :class:`SegmentationCLI`).
     """
-    return SegmentationCLI(
-        SegmentationModule,
-        SegmentationDataModule,
-        args=args,
-        interrupt=interrupt,
-        parser_kwargs={"exit_on_error": False},
-        save_config_callback=KeepConfigCallback,
-    )
+    with warnings.catch_warnings():  # the command line, with shipped recipe names resolved
+        warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
+        return SegmentationCLI(
+            SegmentationModule,
+            SegmentationDataModule,
+            args=_shipped_configs(sys.argv[1:] if args is None else args),
+            interrupt=interrupt,
+            parser_kwargs={"exit_on_error": False},
+            save_config_callback=KeepConfigCallback,
+        )
+
+
+def _shipped_configs(args: list[str]) -> list[str]:
+    """``--config NAME`` (``-c``, ``--config=``) of a shipped recipe (``camvid/lmp``) names its
+    file (:func:`~lmp_lightning.resources.config_path`); a path that exists is kept."""
+    out, expect = [], False
+    for arg in args:
+        if expect:
+            arg, expect = config_path(arg), False
+        elif arg in ("--config", "-c"):
+            expect = True
+        elif arg.startswith("--config="):
+            arg = "--config=" + config_path(arg.removeprefix("--config="))
+        out.append(arg)
+    return out
 
 
 _BOILERPLATE = (
@@ -272,7 +294,8 @@ def main(args: list[str] | None = None) -> None:
         print(f"lmp-seg (lmp-lightning) {__version__}")
         return
     if argv in ([], ["-h"], ["--help"]):
-        print(USAGE)
+        recipes = textwrap.fill(", ".join(list_configs()), 96, initial_indent="  ")
+        print(USAGE.replace("{recipes}", recipes.replace("\n", "\n  ")))
         return
     interrupt = InterruptCheckpoint()
     try:

@@ -27,11 +27,13 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from lmp_lightning.models import _hub_offline, _hub_reachable
+from lmp_lightning.resources import zoo_dir
 
 __all__ = ["DEFAULT_INDEX", "ZooEntry", "cache_dir", "read_index", "resolve"]
 
-DEFAULT_INDEX = Path(__file__).resolve().parents[2] / "zoo" / "index.json"
-"""The repository's ``zoo/index.json``; ``LMP_ZOO_INDEX`` overrides it."""
+DEFAULT_INDEX = zoo_dir() / "index.json"
+"""The shipped index (``zoo/index.json`` of the repository, ``lmp_lightning/zoo_entries/`` of
+an installed wheel); ``LMP_ZOO_INDEX`` overrides it."""
 
 
 def cache_dir() -> Path:
