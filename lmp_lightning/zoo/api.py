@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.index import ZooEntry, read_index, resolve
-from lmp_lightning.zoo.model import SegmentationModel, load_entry
+
+if TYPE_CHECKING:
+    from lmp_lightning.zoo.model import SegmentationModel
 
 __all__ = ["info", "list_models", "load"]
 
@@ -26,7 +28,7 @@ def list_models(index: str | Path | None = None) -> list[str]:
         ValueError: the index is malformed.
 
     Example:
-        >>> isinstance(list_models(), list)
+        >>> "camvid-base-plus" in list_models()
         True
     """
     return list(read_index(index))
@@ -95,5 +97,7 @@ def load(name_or_path: str | Path, index: str | Path | None = None) -> Segmentat
         ...
         KeyError: "'/nonexistent/entry' is neither a zoo entry nor an entry directory; ..."
     """
+    from lmp_lightning.zoo.model import load_entry  # PyTorch: only when a model is loaded
+
     directory, expected = _locate(name_or_path, index)
     return load_entry(directory, expected)

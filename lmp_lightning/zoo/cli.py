@@ -6,13 +6,16 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lmp_lightning.reports.results import ClassResults
-from lmp_lightning.zoo.api import info, list_models
+from lmp_lightning.zoo.api import info
 from lmp_lightning.zoo.card import ModelCard
-from lmp_lightning.zoo.export import export_checkpoint
+from lmp_lightning.zoo.index import read_index, resolve
 
-__all__ = ["push_entry", "zoo_main"]
+if TYPE_CHECKING:
+    from lmp_lightning.reports.results import ClassResults
+
+__all__ = ["list_table", "push_entry", "zoo_main"]
 
 
 def push_entry(
@@ -54,6 +57,39 @@ def push_entry(
     return done
 
 
+def list_table(index: str | Path | None = None) -> str:
+    """The zoo's entries as a table: name, data set, architecture, encoder, mIoU and size.
+
+    Reads the index and the local entries' cards only (no weights, no PyTorch); a remote entry
+    that is not cached yet shows its address instead.
+    """
+    rows = [("name", "data set", "architecture", "encoder", "mIoU (%)", "size")]
+    for name, entry in read_index(index).items():
+        if entry.path is None:
+            rows.append((name, "-", "-", "-", "-", f"remote: {entry.url}"))
+            continue
+        card = ModelCard.load(resolve(entry))
+        miou = (card.metrics or {}).get("miou")
+        size = sum(f.stat().st_size for f in entry.path.glob("*.safetensors"))
+        rows.append(
+            (
+                name,
+                card.dataset or "-",
+                card.architecture,
+                card.encoder,
+                "-" if miou is None else f"{100 * miou:.1f} ({card.split or '?'})",
+                f"{size / 2**20:.1f} MiB",
+            )
+        )
+    if len(rows) == 1:
+        return "(no entries in the zoo index)"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
 def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     """The metrics of a checkpoint: the run's ``results_val.json``, or, with the run's
     ``config.yaml``, a validation of the checkpoint now (into a temporary folder)."""
@@ -69,6 +105,7 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     if config_file is None:
         return None
     from lmp_lightning.cli import run_cli
+    from lmp_lightning.reports.results import ClassResults
 
     with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
         out = Path(tmp)
@@ -90,9 +127,10 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
 def zoo_main(args: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="lmp-seg zoo", description="The model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the entries of zoo/index.json")
-    show = sub.add_parser("info", help="an entry's card")
+    sub.add_parser("list", help="the entries of the zoo index, as a table")
+    show = sub.add_parser("info", help="an entry's card: a summary, or all of it with --json")
     show.add_argument("name", help="an entry name or an entry directory")
+    show.add_argument("--json", action="store_true", help="the whole card (and path) as JSON")
     export = sub.add_parser("export", help="a Lightning checkpoint to a zoo entry")
     export.add_argument("ckpt", help="the checkpoint (.ckpt) of lmp-seg fit")
     export.add_argument("--name", required=True, help="the entry's name")
@@ -112,16 +150,22 @@ def zoo_main(args: list[str]) -> None:
     push.add_argument("--private", action="store_true")
     opts = parser.parse_args(args)
     if opts.command == "list":
-        names = list_models()
-        print("\n".join(names) if names else "(no entries in zoo/index.json)")
+        print(list_table())
     elif opts.command == "info":
-        print(json.dumps(info(opts.name), indent=2, default=str))
+        card = info(opts.name)
+        if opts.json:
+            print(json.dumps(card, indent=2, default=str))
+        else:
+            print(ModelCard.from_dict({k: v for k, v in card.items() if k != "path"}).readme())
+            print(f"Files in {card['path']}")
     elif opts.command == "export":
         out = Path(opts.out)  # checked before a validation that may take minutes
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"refusing to write into non-empty {str(out)!r}")
         if not Path(opts.ckpt).is_file():
             raise FileNotFoundError(f"checkpoint not found: {opts.ckpt!r}")
+        from lmp_lightning.zoo.export import export_checkpoint  # PyTorch: only to export
+
         path = export_checkpoint(
             opts.ckpt,
             opts.name,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from lightning import Trainer
 from PIL import Image
 from torch import Tensor, nn
 
@@ -76,7 +77,9 @@ def test_export_records_the_training_scale(tmp_path: Path) -> None:
     module = SegmentationModule("fpn", "resnet18", num_classes=11)
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True)
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)  # as Lightning writes it
     config = {"data": {"dataset": "camvid", "dataset_options": {"scale": 0.5}}}
     (path.parent.parent / "config.yaml").write_text(yaml.safe_dump(config))
     entry = export_checkpoint(path, "camvid-half", tmp_path / "entry")

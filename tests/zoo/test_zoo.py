@@ -6,11 +6,14 @@ import json
 import os
 from pathlib import Path
 
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
+from lightning import Trainer
 
+import lmp_lightning.models
 import lmp_lightning.zoo.index as zoo_index
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.module import SegmentationModule
@@ -46,25 +49,18 @@ def module() -> SegmentationModule:
 
 @pytest.fixture(scope="module")
 def checkpoint(module: SegmentationModule, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Lightning-style checkpoint, with the fields Lightning's ``dump_checkpoint`` writes."""
-    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9)
+    """A checkpoint written by Lightning itself (``Trainer.save_checkpoint``)."""
     path = tmp_path_factory.mktemp("run") / "checkpoints" / "last.ckpt"
     path.parent.mkdir()
-    torch.save(
-        {
-            "epoch": 3,
-            "global_step": 120,
-            "pytorch-lightning_version": "2.6.6",
-            "state_dict": module.state_dict(),
-            "loops": {},
-            "callbacks": {},
-            "optimizer_states": [optimizer.state_dict()],
-            "lr_schedulers": [],
-            "hparams_name": "kwargs",
-            "hyper_parameters": dict(module.hparams),
-        },
-        path,
+    trainer = Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
     config = {
         "model": {"loss": {"class_path": "lmp_lightning.losses.LossMaxPooling",
                            "init_args": {"p": 1.3, "m": 0.25}}},
@@ -298,8 +294,8 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
         calls.append(constants.HF_HUB_OFFLINE)
         raise LocalEntryNotFoundError("not cached")
 
-    monkeypatch.setattr(zoo_index, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    monkeypatch.setattr(lmp_lightning.models, "_hub_reachable", lambda: False)
     index = tmp_path / "index.json"
     index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": FAKE}}}))
     with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
@@ -308,8 +304,8 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zoo_index, "snapshot_download", lambda repo_id, revision: str(entry))
-    monkeypatch.setattr(zoo_index, "_hub_reachable", lambda: pytest.fail("went online"))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, revision: str(entry))
+    monkeypatch.setattr(lmp_lightning.models, "_hub_reachable", lambda: pytest.fail("went online"))
     index = tmp_path / "index.json"
     index.write_text(
         json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": _pins(entry)}}})

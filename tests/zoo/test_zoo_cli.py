@@ -52,7 +52,7 @@ def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
 def test_export_info_and_validate_from_the_zoo(exported, tmp_path, capsys) -> None:
     _, entry, miou = exported
     capsys.readouterr()
-    main(["zoo", "info", str(entry)])
+    main(["zoo", "info", str(entry), "--json"])
     card = json.loads(capsys.readouterr().out)
     assert card["architecture"] == "fpn" and card["num_classes"] == 10
     assert card["metrics"]["miou"] == pytest.approx(miou)
@@ -174,7 +174,7 @@ def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, cap
     main(["zoo", "export", str(ckpt), "--name", "fresh", "--out", str(tmp_path / "entry")])
     assert not list(scratch.iterdir())  # the validation's temporary folder is removed
     capsys.readouterr()
-    main(["zoo", "info", str(tmp_path / "entry")])
+    main(["zoo", "info", str(tmp_path / "entry"), "--json"])
     card = json.loads(capsys.readouterr().out)
     assert 0.0 <= card["metrics"]["miou"] <= 1.0 and len(card["metrics"]["iou"]) == 10
     assert card["loss"]["class_path"].endswith("CrossEntropy")
