@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import segmentation_models_pytorch as smp
 import timm
@@ -17,6 +13,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
+from lmp_lightning import hub
 from lmp_lightning.encoder_weights import list_packaged_weights, packaged_weights
 
 __all__ = ["build_model", "list_architectures", "list_encoders", "required_stride"]
@@ -128,11 +125,11 @@ def build_model(
         _load_encoder_file(model, Path(encoder_weights).expanduser(), encoder_name)
         return model
     try:  # weights already in the local cache: no network needed
-        with _hub_offline():
+        with hub.hub_offline():
             return create(encoder_weights)
     except (OSError, LocalEntryNotFoundError):
         pass
-    if not _hub_reachable():
+    if not hub.hub_reachable():
         raise ValueError(
             f"pretrained encoder weights {encoder_weights!r} of {encoder_name!r} are not in the "
             f"local cache and {constants.ENDPOINT} cannot be reached (offline?); download them "
@@ -141,27 +138,6 @@ def build_model(
             f"install with a package (encoder, weights): {list_packaged_weights()}"
         )
     return create(encoder_weights)
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Hugging Face Hub downloads answer from the local cache only (fails at once if absent)."""
-    saved = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = saved
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face Hub answers a TCP connection within ``timeout`` seconds."""
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def _load_encoder_file(model: nn.Module, path: Path, encoder_name: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmp_lightning import models
+from lmp_lightning import hub
 from lmp_lightning.models import build_model
 
 
@@ -27,7 +27,7 @@ def test_named_weights_offline_fail_fast_with_a_clear_error(monkeypatch) -> None
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("a network connection was attempted")
 
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)  # the cache lookup stays offline
     with pytest.raises(ValueError, match=r"not in the local cache .* cannot be reached"):
         build_model("fpn", "resnet18", num_classes=3, encoder_weights="imagenet")

@@ -162,14 +162,14 @@ def _hub_snapshot(name: str, repo_id: str, revision: str) -> Path:
     from huggingface_hub import snapshot_download  # here: reading the index loads no torch
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from lmp_lightning.models import _hub_offline, _hub_reachable
+    from lmp_lightning import hub
 
     try:  # the huggingface_hub cache, with no network access
-        with _hub_offline():
+        with hub.hub_offline():
             return Path(snapshot_download(repo_id, revision=revision))
     except (LocalEntryNotFoundError, OSError):
         pass
-    if not _hub_reachable():
+    if not hub.hub_reachable():
         raise ConnectionError(
             f"zoo entry {name!r} (hub:{repo_id}@{revision}) is not in the Hugging Face cache and "
             "the Hub cannot be reached (offline?); download it once with network access"

@@ -13,8 +13,8 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from lightning import Trainer
 
-import lmp_lightning.models
 import lmp_lightning.zoo.index as zoo_index
+from lmp_lightning import hub
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.results import ClassResults
@@ -295,7 +295,7 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
         raise LocalEntryNotFoundError("not cached")
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr(lmp_lightning.models, "_hub_reachable", lambda: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
     index = tmp_path / "index.json"
     index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": FAKE}}}))
     with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
@@ -305,7 +305,7 @@ def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, revision: str(entry))
-    monkeypatch.setattr(lmp_lightning.models, "_hub_reachable", lambda: pytest.fail("went online"))
+    monkeypatch.setattr(hub, "hub_reachable", lambda: pytest.fail("went online"))
     index = tmp_path / "index.json"
     index.write_text(
         json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": _pins(entry)}}})
