@@ -39,24 +39,12 @@ def gains(baseline: ClassResults, run: ClassResults) -> np.ndarray:
     return np.asarray(run.iou, dtype=float) - np.asarray(baseline.iou, dtype=float)
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their average rank."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=float)
-    sorted_values = values[order]
-    start = 0
-    while start < len(values):
-        end = start
-        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
-            end += 1
-        ranks[order[start : end + 1]] = (start + end) / 2 + 1
-        start = end + 1
-    return ranks
-
-
 def spearman(x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]) -> float:
-    """Spearman's rank correlation (Pearson's correlation of average ranks) over the pairs where
-    both are finite; NaN with fewer than 3 pairs or a constant side.
+    """Spearman's rank correlation over the pairs where both are finite (``scipy.stats.spearmanr``:
+    ties share their average rank); NaN with fewer than 3 pairs or a constant side.
+
+    scipy rather than torchmetrics' ``spearman_corrcoef``, whose ``eps`` in the denominator
+    turns a perfect 1.0 into 0.999999 (and which ranks in float32).
 
     Example:
         >>> spearman([1, 2, 3, 4], [10, 20, 25, 100])
@@ -64,14 +52,14 @@ def spearman(x: np.ndarray | Sequence[float], y: np.ndarray | Sequence[float]) -
         >>> spearman([1, 2, 3], [3, 1, 2])
         -0.5
     """
+    from scipy.stats import spearmanr
+
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = np.isfinite(x) & np.isfinite(y)
-    if keep.sum() < 3:
+    x, y = x[keep], y[keep]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan
-    rx, ry = _ranks(x[keep]), _ranks(y[keep])
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = math.sqrt(float((rx**2).sum() * (ry**2).sum()))
-    return math.nan if denominator == 0 else float((rx * ry).sum() / denominator)
+    return round(float(spearmanr(x, y).statistic), 12)  # 1.0 stays 1.0 in tables
 
 
 def match_analysis(baseline: ClassResults, run: ClassResults) -> list[tuple[int, float, bool]]:

@@ -206,3 +206,27 @@ def test_compare_command_with_several_seeds_per_side(
     with pytest.raises(SystemExit):
         main(["compare", str(base[0]), "--run", str(run[0]), "--out", str(tmp_path / "x")])
     assert "not both" in capsys.readouterr().err
+
+
+def test_spearman_against_ranks_written_out() -> None:
+    """Against Pearson's correlation of average ranks computed by a loop here (ties share the
+    mean of the positions they span), NaN pairs dropped first."""
+
+    def average_ranks(values: np.ndarray) -> np.ndarray:
+        return np.array(
+            [
+                (values < v).sum() + ((values == v).sum() + 1) / 2  # 1-based average position
+                for v in values
+            ]
+        )
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.integers(0, 5, 12).astype(float)  # many ties
+        y = rng.normal(size=12)
+        y[rng.integers(0, 12)] = np.nan
+        keep = np.isfinite(x) & np.isfinite(y)
+        rx, ry = average_ranks(x[keep]), average_ranks(y[keep])
+        expected = np.corrcoef(rx, ry)[0, 1]
+        assert spearman(x, y) == pytest.approx(expected, abs=1e-9)
+    assert math.isnan(spearman([1, 2, 3], [5, 5, 5])) and math.isnan(spearman([1, 2], [2, 1]))
