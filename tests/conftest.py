@@ -10,3 +10,12 @@ def _no_run_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts without a run seed: ``lightning.seed_everything`` in one test (it sets
     ``PL_GLOBAL_SEED``) must not change the default data seed of the next."""
     monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The user's cache (class statistics, zoo downloads) goes to a temporary folder for the
+    whole session, subprocesses included: tests leave nothing in ~/.cache."""
+    import os
+
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))

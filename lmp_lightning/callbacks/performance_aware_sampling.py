@@ -51,9 +51,10 @@ class PerformanceAwareSampling(Callback):
         shard: the sampler splits its stream across processes itself (then pass
             ``--trainer.use_distributed_sampler false``); by default Lightning's distributed
             sampler splits it.
-        cache_dir: where the class statistics are cached (default: ``<data root>/.lmp_cache``
-            when writable, else ``~/.cache/lmp_lightning``; generated data sets such as
-            ``synthetic`` are not cached unless a directory is given).
+        cache_dir: where the class statistics are cached (default: the user's cache,
+            ``~/.cache/lmp_lightning/class_statistics`` or under ``$XDG_CACHE_HOME``; never a
+            data folder unless given; generated data sets such as ``synthetic`` are not cached
+            unless a directory is given).
     """
 
     def __init__(

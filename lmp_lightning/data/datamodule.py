@@ -372,8 +372,8 @@ class SegmentationDataModule(LightningDataModule):
         num_workers: int | None = None,
         progress: bool = True,
     ) -> ClassStatistics:
-        """Class statistics of the training split, built once and cached next to the data
-        (``lmp_lightning.sampling.ClassStatistics.for_dataset``)."""
+        """Class statistics of the training split, built once and cached in ``cache_dir`` or the
+        user's cache (``lmp_lightning.sampling.ClassStatistics.for_dataset``)."""
         from lmp_lightning.sampling.class_statistics import ClassStatistics
 
         hp: Any = self.hparams
@@ -383,7 +383,6 @@ class SegmentationDataModule(LightningDataModule):
                 self.train_dataset_raw(),
                 self.num_classes,
                 self.ignore_index,
-                root=hp.root,
                 cache_dir=cache_dir,
                 points_per_class=points_per_class,
                 seed=hp.seed,

@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["ClassStatistics", "dataset_fingerprint"]
+__all__ = ["ClassStatistics", "dataset_fingerprint", "default_cache_dir"]
 
 _FORMAT = 1  # bumped when the cached layout changes
 
@@ -70,12 +70,16 @@ def dataset_fingerprint(dataset: Any) -> str:
     return digest.hexdigest()
 
 
-def _default_cache_dir(root: str | Path | None) -> Path:
-    """Next to the data when that folder is writable, else the user's cache folder."""
-    if root is not None and os.access(root, os.W_OK):
-        return Path(root) / ".lmp_cache"
-    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(base) / "lmp_lightning"
+def default_cache_dir() -> Path:
+    """The user's cache folder for class statistics, never a data folder:
+    ``$XDG_CACHE_HOME/lmp_lightning/class_statistics`` (``~/.cache/...`` by default).
+
+    Example:
+        >>> default_cache_dir().parts[-2:]
+        ('lmp_lightning', 'class_statistics')
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lmp_lightning" / "class_statistics"
 
 
 @dataclass
@@ -208,19 +212,19 @@ class ClassStatistics:
         dataset: Dataset,
         num_classes: int,
         ignore_index: int,
-        root: str | Path | None = None,
         cache_dir: str | Path | None = None,
         **options: Any,
     ) -> ClassStatistics:
         """The statistics of a data set, cached when it reads files.
 
         A data set that lists its files (``files()``) is cached in ``cache_dir``, by default
-        ``<root>/.lmp_cache`` when writable, else ``~/.cache/lmp_lightning``; a generated data
-        set is rebuilt (cheap) unless ``cache_dir`` is given. ``options`` go to :meth:`build`.
+        :func:`default_cache_dir` (the user's cache: nothing is written into a data folder
+        unless ``cache_dir`` points there); a generated data set is rebuilt (cheap) unless
+        ``cache_dir`` is given. ``options`` go to :meth:`build`.
         """
         if cache_dir is None and not callable(getattr(dataset, "files", None)):
             return cls.build(dataset, num_classes, ignore_index, **options)
-        cache = Path(cache_dir) if cache_dir is not None else _default_cache_dir(root)
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         return cls.cached(
             dataset, num_classes, ignore_index, dataset_fingerprint(dataset), cache, **options
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,28 @@ def test_bad_arguments(stats) -> None:
         class_weights_from_iou(torch.zeros(2), "best")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="decay"):
         TrainingIoUTracker(3, decay=1.0)
+
+
+def test_statistics_of_a_file_data_set_never_land_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a cache_dir the statistics of a data set read from files go to the user's cache
+    ($XDG_CACHE_HOME here), and the data folder is left as it was."""
+    import cv2
+
+    from lmp_lightning.data.folder import FolderDataset
+
+    root = tmp_path / "data"
+    for d in ("images/train", "masks/train"):
+        (root / d).mkdir(parents=True)
+    (root / "classes.txt").write_text("background\ncrack\nignore: 255\n")
+    for i in range(3):
+        cv2.imwrite(str(root / f"images/train/{i}.png"), np.zeros((8, 12, 3), np.uint8))
+        cv2.imwrite(str(root / f"masks/train/{i}.png"), np.full((8, 12), i % 2, np.uint8))
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    stats = ClassStatistics.for_dataset(FolderDataset(root, "train"), 2, 255, progress=False)
+    assert int(stats.pixel_counts.sum()) == 3 * 8 * 12
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    cached = list((tmp_path / "cache" / "lmp_lightning" / "class_statistics").glob("*.pt"))
+    assert len(cached) == 1
