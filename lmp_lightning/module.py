@@ -16,7 +16,11 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassJaccardIndex,
+)
 
 from lmp_lightning.inference import InferenceMode, tiled_logits
 from lmp_lightning.losses import (
@@ -178,7 +182,10 @@ class SegmentationModule(LightningModule):
             num_classes, average=None, ignore_index=ignore_index, zero_division=float("nan")
         )
         accuracy = MulticlassAccuracy(num_classes, average="micro", ignore_index=ignore_index)
-        metrics = MetricCollection({"iou": iou, "pixel_acc": accuracy})
+        # The confusion matrix gives the labelled pixels of every class; it shares its state
+        # with the IoU's (one update for both: torchmetrics' compute groups).
+        confmat = MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index)
+        metrics = MetricCollection({"iou": iou, "confmat": confmat, "pixel_acc": accuracy})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.last_iou: dict[str, Tensor] = {}
@@ -268,9 +275,7 @@ class SegmentationModule(LightningModule):
     def _log_epoch(self, stage: str) -> None:
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         values = metrics.compute()  # synchronised across processes
-        jaccard: Any = metrics[f"{stage}/iou"]
-        with jaccard.sync_context():  # the labelled pixels of every class, over all processes
-            pixel_counts = jaccard.confmat.sum(1).cpu()
+        pixel_counts = values[f"{stage}/confmat"].sum(1).cpu()  # labelled pixels per class
         metrics.reset()
         iou = values[f"{stage}/iou"].cpu()
         self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
