@@ -265,3 +265,22 @@ def test_top_level_help_lists_every_command_and_version(capsys: pytest.CaptureFi
         assert f"\n  {command} " in out
     main(["--version"])
     assert capsys.readouterr().out.strip() == f"lmp-seg (lmp-lightning) {lmp_lightning.__version__}"
+
+
+def test_ctrl_c_is_taken_at_the_batch_end_and_twice_at_once() -> None:
+    """The first SIGINT only asks for a stop (taken at the next batch end); a second one raises
+    at once and gives the previous handler back."""
+    from lmp_lightning.callbacks import InterruptCheckpoint
+
+    callback = InterruptCheckpoint()
+    before = signal.getsignal(signal.SIGINT)
+    callback.on_fit_start(None, None)  # type: ignore[arg-type]
+    try:
+        assert signal.getsignal(signal.SIGINT) == callback._on_sigint
+        callback._on_sigint(signal.SIGINT, None)  # the first Ctrl-C: no exception yet
+        assert callback._requested
+        with pytest.raises(KeyboardInterrupt):
+            callback._on_sigint(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGINT) == before
+    finally:
+        signal.signal(signal.SIGINT, before)
