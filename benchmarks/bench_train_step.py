@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, device: str) -> None:
         start = time.perf_counter()
         module, optimizer = modules[name], optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        module.compute_loss(module(image), target).backward()
+        module.loss(module(image), target).backward()
         optimizer.step()
         if device == "cuda":
             torch.cuda.synchronize()

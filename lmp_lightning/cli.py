@@ -24,7 +24,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lmp_lightning import __version__
-from lmp_lightning.callbacks import InterruptCheckpoint, PredictionWriter
+from lmp_lightning.callbacks import InterruptCheckpoint, PerClassResults, PredictionWriter
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
@@ -160,10 +160,16 @@ class SegmentationCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``
         unless a :class:`PredictionWriter` is configured; ``fit`` saves ``last.ckpt`` when
-        interrupted."""
+        interrupted; ``fit``, ``validate`` and ``test`` print per-class tables and write
+        results files (:class:`PerClassResults`)."""
         super().after_instantiate_classes()
+        callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.subcommand == "fit":
-            self.trainer.callbacks.append(self.interrupt)  # type: ignore[attr-defined]
+            callbacks.append(self.interrupt)
+        if self.subcommand in ("fit", "validate", "test") and not any(
+            isinstance(cb, PerClassResults) for cb in callbacks
+        ):
+            callbacks.append(PerClassResults())
         if self.subcommand == "predict" and not any(
             isinstance(cb, PredictionWriter)
             for cb in self.trainer.callbacks  # type: ignore[attr-defined]

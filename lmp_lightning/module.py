@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
 from torch import Tensor, nn
@@ -23,39 +20,13 @@ from torchmetrics.classification import (
 )
 
 from lmp_lightning.inference import InferenceMode, tiled_logits
-from lmp_lightning.losses import (
-    CrossEntropy,
-    InverseMedianFrequencyCrossEntropy,
-    SegmentationLoss,
-    build_loss,
-)
+from lmp_lightning.losses import CrossEntropy, SegmentationLoss, build_loss
 from lmp_lightning.losses.functional import check_logits_target
-from lmp_lightning.losses.functional.center import nearest_labels
 from lmp_lightning.losses.names import canonical_class
 from lmp_lightning.models import build_model, required_stride
 from lmp_lightning.reports.results import ClassResults
 
-__all__ = ["SegmentationModule", "format_iou_table"]
-
-
-def format_iou_table(class_names: Sequence[str], iou: Tensor, title: str = "") -> str:
-    """A plain-text table of per-class IoU in percent; NaN (class absent) shows as ``-``.
-
-    Example:
-        >>> print(format_iou_table(["road", "pole"], torch.tensor([0.91, float("nan")])))
-        class  IoU (%)
-        road     91.00
-        pole         -
-        mean     91.00
-    """
-    width = max(len("class"), *(len(n) for n in class_names), len("mean"))
-    lines = [title] if title else []
-    lines.append(f"{'class':<{width}}  {'IoU (%)':>7}")
-    for name, value in zip(class_names, iou.tolist(), strict=True):
-        shown = "-" if math.isnan(value) else f"{100 * value:.2f}"
-        lines.append(f"{name:<{width}}  {shown:>7}")
-    lines.append(f"{'mean':<{width}}  {100 * float(iou.nanmean()):>7.2f}")
-    return "\n".join(lines)
+__all__ = ["SegmentationModule"]
 
 
 class SegmentationModule(LightningModule):
@@ -169,15 +140,11 @@ class SegmentationModule(LightningModule):
                 f"loss ignore_index {self.loss.ignore_index} replaced by the data's {ignore_index}"
             )
             self.loss.ignore_index = ignore_index
-        self._features: Tensor | None = None
-        if self.loss.needs_features:
-            head = getattr(self.model, "segmentation_head", None)
-            if head is None:
-                raise ValueError(
-                    f"{type(self.loss).__name__} needs decoder features but arch={arch!r} has no "
-                    "segmentation_head to take them from"
-                )
-            head.register_forward_pre_hook(self._keep_features)
+        if self.loss.needs_features and getattr(self.model, "segmentation_head", None) is None:
+            raise ValueError(
+                f"{type(self.loss).__name__} needs decoder features but arch={arch!r} has no "
+                "segmentation_head to take them from"
+            )
         iou = MulticlassJaccardIndex(
             num_classes, average=None, ignore_index=ignore_index, zero_division=float("nan")
         )
@@ -188,10 +155,6 @@ class SegmentationModule(LightningModule):
         metrics = MetricCollection({"iou": iou, "confmat": confmat, "pixel_acc": accuracy})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self.last_iou: dict[str, Tensor] = {}
-        self.last_results: dict[str, ClassResults] = {}
-        self.keep_train_predictions = False
-        """Set by callbacks that need the training predictions (performance-aware sampling)."""
 
     # ---------------------------------------------------------------- forward and steps
     def forward(self, image: Tensor) -> Tensor:
@@ -202,31 +165,32 @@ class SegmentationModule(LightningModule):
             image = F.pad(image, (0, pad_w, 0, pad_h))
         return self.model(image)[..., :H, :W]
 
-    def _keep_features(self, head: nn.Module, args: tuple[Tensor, ...]) -> None:
-        """Forward pre-hook of the segmentation head: keeps the decoder features (only
-        registered for a loss with ``needs_features``)."""
-        self._features = args[0]
-
-    def compute_loss(self, logits: Tensor, target: Tensor) -> Tensor:
-        """The loss of the last forward pass; hands the decoder features to a loss that needs
-        them, with the labels at the features' pixels (padding labelled ``ignore_index``)."""
-        if not self.loss.needs_features:
-            return self.loss(logits, target)
-        features, self._features = self._features, None
-        if features is None:
-            raise RuntimeError("no decoder features were kept: call forward before compute_loss")
-        H, W = target.shape[-2:]
-        padded = F.pad(target, (0, -W % self.stride, 0, -H % self.stride), value=self.ignore_index)
-        labels = nearest_labels(padded, (features.shape[-2], features.shape[-1]))
-        return self.loss(logits, target, features=features, feature_target=labels)
+    def forward_with_features(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits as :meth:`forward` and the decoder features (the input of the model's
+        segmentation head) of the same pass, cropped to the part that covers the image."""
+        kept: list[Tensor] = []
+        head = self.model.get_submodule("segmentation_head")  # checked in __init__
+        hook = head.register_forward_pre_hook(lambda _, args: kept.append(args[0]))
+        try:
+            logits = self(image)
+        finally:
+            hook.remove()
+        features = kept[-1]
+        (H, W), (h, w) = image.shape[-2:], features.shape[-2:]
+        padded_h, padded_w = H + -H % self.stride, W + -W % self.stride
+        return logits, features[..., : -(-H * h // padded_h), : -(-W * w // padded_w)]
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> STEP_OUTPUT:
-        logits = self(batch["image"])
-        loss = self.compute_loss(logits, batch["mask"])
+        """The loss, and the predicted labels for callbacks that track training IoU (the
+        performance-aware sampler): ``{"loss": ..., "preds": (B, H, W)}``."""
+        if self.loss.needs_features:
+            logits, features = self.forward_with_features(batch["image"])
+            loss = self.loss(logits, batch["mask"], features=features)
+        else:
+            logits = self(batch["image"])
+            loss = self.loss(logits, batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
-        if self.keep_train_predictions:  # for the training IoU tracker: no second forward
-            return {"loss": loss, "preds": logits.detach().argmax(1)}
-        return loss
+        return {"loss": loss, "preds": logits.detach().argmax(1)}
 
     def infer(self, image: Tensor) -> Tensor:
         """Logits of a full image with the configured inference mode (validate, test, predict)."""
@@ -244,11 +208,12 @@ class SegmentationModule(LightningModule):
     def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
         logits = self.infer(batch["image"])
         target = batch["mask"]
-        if self.loss.needs_features and self.hparams["inference"] != "whole":
-            # Tiles leave no single feature map of the image: check the labels, log no loss.
+        if self.loss.needs_features:
+            # Features are kept in training only (and tiles leave no single feature map of the
+            # image): check the labels, log no loss.
             target = check_logits_target(logits, target, self.ignore_index)
         else:
-            loss = self.compute_loss(logits, target)  # also validates the labels
+            loss = self.loss(logits, target)  # also validates the labels
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
         metrics = self.val_metrics if stage == "val" else self.test_metrics
         metrics.update(logits.argmax(1), target)
@@ -272,37 +237,44 @@ class SegmentationModule(LightningModule):
                 )
         return logits.argmax(1)
 
+    def _metrics(self, stage: str) -> MetricCollection:
+        return self.val_metrics if stage == "val" else self.test_metrics
+
     def _log_epoch(self, stage: str) -> None:
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        values = metrics.compute()  # synchronised across processes
-        pixel_counts = values[f"{stage}/confmat"].sum(1).cpu()  # labelled pixels per class
-        metrics.reset()
-        iou = values[f"{stage}/iou"].cpu()
+        values = self._metrics(stage).compute()  # synchronised across processes
+        iou = values[f"{stage}/iou"]
         self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
         logged = {f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
         logged |= {
             f"{stage}/IoU_{name}": value for name, value in zip(self.class_names, iou, strict=True)
         }
         self.log_dict(logged)
-        self.last_iou[stage] = iou
-        self.last_results[stage] = ClassResults(
+
+    def class_results(self, stage: str = "val") -> ClassResults:
+        """Per-class IoU and labelled pixel counts of the last validation (``"val"``) or test
+        (``"test"``) epoch, with the run's configuration: what
+        :class:`~lmp_lightning.callbacks.PerClassResults` writes and prints. The metrics keep
+        their state until the next epoch of that stage starts.
+
+        Raises:
+            ValueError: ``stage`` is not ``"val"`` or ``"test"``, or no epoch of it has run.
+        """
+        if stage not in ("val", "test"):
+            raise ValueError(f"stage must be 'val' or 'test', got {stage!r}")
+        metrics = self._metrics(stage)
+        if not metrics[f"{stage}/iou"].update_called:
+            raise ValueError(f"no {stage} epoch has run: there are no {stage} results yet")
+        values = metrics.compute()  # cached since the epoch's end
+        iou = values[f"{stage}/iou"].cpu()
+        return ClassResults(
             class_names=list(self.class_names),
             iou=iou.tolist(),
-            pixel_counts=[int(v) for v in pixel_counts],
+            pixel_counts=[int(v) for v in values[f"{stage}/confmat"].sum(1).cpu()],
             miou=float(iou.nanmean()),
             split=stage,
             config=self.run_config(),
             checkpoint=getattr(self._trainer, "ckpt_path", None) if self._trainer else None,
         )
-        if self._trainer is not None and self.trainer.state.fn in (
-            TrainerFn.VALIDATING,
-            TrainerFn.TESTING,
-        ):
-            rank_zero_info(format_iou_table(self.class_names, iou, f"\nPer-class IoU ({stage}):"))
-            if self.trainer.is_global_zero:
-                folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
-                path = self.last_results[stage].save(folder / f"results_{stage}.json")
-                rank_zero_info(f"Per-class results written to {path}")
 
     def run_config(self) -> dict[str, Any]:
         """The model's and the loss's configuration, for results files and model cards."""
@@ -321,21 +293,19 @@ class SegmentationModule(LightningModule):
             },
         }
 
+    # The metrics are reset when an epoch starts, not when it ends: callbacks read the epoch's
+    # results after it (class_results).
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()
+
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
+    def on_test_epoch_start(self) -> None:
+        self.test_metrics.reset()
+
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
-
-    def on_fit_end(self) -> None:
-        if "val" in self.last_iou:
-            rank_zero_info(
-                format_iou_table(
-                    self.class_names,
-                    self.last_iou["val"],
-                    "\nPer-class IoU (val, last validation of the run):",
-                )
-            )
 
     # ---------------------------------------------------------------- set-up and checks
     def setup(self, stage: str) -> None:
@@ -346,16 +316,7 @@ class SegmentationModule(LightningModule):
                 f"the model has num_classes={self.num_classes} but the data has {data_classes} "
                 "classes; set --model.num_classes to match (the CLI links it from the data)"
             )
-        if isinstance(self.loss, InverseMedianFrequencyCrossEntropy) and (
-            self.loss.class_weights.numel() == 0
-        ):
-            counts = getattr(data, "per_image_counts", None)
-            if counts is None:
-                raise ValueError(
-                    "InverseMedianFrequencyCrossEntropy needs class statistics: give "
-                    "--model.loss.class_weights, or use a data module with per_image_counts()"
-                )
-            self.loss.set_pixel_statistics(counts())
+        self.loss.setup(data)
 
     def _load_init_weights(self, spec: str) -> None:
         """Loads the model weights of a zoo entry or a Lightning checkpoint (fine-tuning)."""

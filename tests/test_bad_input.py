@@ -201,9 +201,9 @@ CASES = [
                      per_image_counts=[[1.0, math.inf], [2.0, 3.0]]),
                  "per_image_counts", id="imf-inf-counts"),
     pytest.param(lambda t: lambda: CenterLoss()(
-                     torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4).long(),
-                     features=torch.zeros(1, 2, 2, 2), feature_target=torch.full((1, 2, 2), 7)),
-                 r"feature_target has labels outside \[0, 3\)", id="center-feature-label-range"),
+                     torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4).long()),
+                 r"CenterLoss needs the decoder features: call it as loss\(logits, target, "
+                 r"features=\.\.\.\)", id="center-without-features"),
     # --- zoo
     pytest.param(lambda t: edited_card(t, lambda c: c["class_names"].reverse()),
                  r"sha256 mismatch for '.*card\.json'", id="card-reversed-classes"),
@@ -289,7 +289,7 @@ def test_validation_images_of_mixed_sizes_are_padded_per_batch(tmp_path: Path) -
             "--trainer.enable_progress_bar=false",
         ]
     )
-    results = cli.model.last_results["val"]
+    results = cli.model.class_results("val")
     # padding (ignore_index) is not counted: 40*56 + 30*44 labelled pixels in all
     assert sum(results.pixel_counts) == 40 * 56 + 30 * 44
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
-from lmp_lightning.losses import LossMaxPooling
-from lmp_lightning.module import SegmentationModule, format_iou_table
+from lmp_lightning.callbacks import format_iou_table
+from lmp_lightning.losses import CrossEntropy, LossMaxPooling
+from lmp_lightning.module import SegmentationModule
 
 
 class OracleWithBadBorder(nn.Module):
@@ -94,7 +97,7 @@ def test_poly_schedule() -> None:
 
 
 def test_iou_table() -> None:
-    table = format_iou_table(["road", "pole", "sign"], torch.tensor([0.5, float("nan"), 0.25]))
+    table = format_iou_table(["road", "pole", "sign"], [0.5, float("nan"), 0.25])
     rows = [line.split() for line in table.splitlines()]
     assert rows == [
         ["class", "IoU", "(%)"],
@@ -118,3 +121,25 @@ def test_the_package_exports_its_api_and_losses_by_name() -> None:
     with pytest.raises(KeyError, match="unknown loss 'nope'"):
         SegmentationModule("fpn", "resnet18", num_classes=3, loss="nope")
     assert SegmentationDataModule().num_classes == 10
+
+
+def test_training_step_returns_the_predictions() -> None:
+    module = SegmentationModule("fpn", "resnet18", num_classes=3).eval()  # no dropout
+    batch = {"image": torch.rand(2, 3, 64, 64), "mask": torch.randint(0, 3, (2, 64, 64))}
+    out = module.training_step(batch, 0)
+    assert torch.equal(out["preds"], module(batch["image"]).argmax(1))
+    assert out["loss"].requires_grad
+
+
+def test_module_setup_hands_the_data_module_to_the_loss() -> None:
+    seen = []
+
+    class Recording(CrossEntropy):
+        def setup(self, datamodule: object) -> None:
+            seen.append(datamodule)
+
+    module = SegmentationModule("fpn", "resnet18", num_classes=3, loss=Recording())
+    data = SimpleNamespace(num_classes=3)
+    module.trainer = SimpleNamespace(datamodule=data)  # type: ignore[assignment]
+    module.setup("fit")
+    assert seen == [data]

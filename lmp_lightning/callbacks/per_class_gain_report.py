@@ -37,9 +37,10 @@ class PerClassGainReport(Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the module's on_validation_epoch_end, which computes this validation's results.
-        results = getattr(pl_module, "last_results", {}).get("val")
-        if results is None or trainer.sanity_checking:
+        class_results = getattr(pl_module, "class_results", None)  # SegmentationModule's
+        if trainer.sanity_checking or class_results is None:
             return
+        results: ClassResults = class_results("val")
         if results.class_names != self.baseline.class_names:
             raise ValueError(
                 f"the baseline {self.baseline_path} has classes {self.baseline.class_names}, "

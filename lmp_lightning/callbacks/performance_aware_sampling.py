@@ -122,7 +122,6 @@ class PerformanceAwareSampling(Callback):
         self.tracker = TrainingIoUTracker(
             data.num_classes, data.ignore_index, self.decay, self.unseen
         ).to(pl_module.device)
-        pl_module.keep_train_predictions = True  # type: ignore[assignment]
         if self._pending is not None:
             self._restore(self._pending)
 

@@ -98,6 +98,14 @@ class SegmentationLoss(nn.Module, ABC):
     cannot raise a device assert; on CPU an error they cause inside :meth:`compute` is reported
     as the bad labels it comes from.
 
+    Every loss is called the same way, ``loss(logits, target, *, features=None)``:
+    ``features`` are the decoder features ``(B, D, h, w)`` of the same forward pass, covering
+    the image (their labels are ``target`` at their pixels, nearest neighbour). A loss that
+    needs them declares ``needs_features = True`` and
+    :class:`~lmp_lightning.module.SegmentationModule` hands them over in training; any other
+    loss ignores them. A loss that needs something from the data before training (class
+    statistics) takes it in :meth:`setup`, which the module calls with the data module.
+
     Args:
         ignore_index: the label of pixels that take no part in the loss.
         validate_args: check the input (``False`` skips every check, as torchmetrics'
@@ -106,8 +114,7 @@ class SegmentationLoss(nn.Module, ABC):
 
     name: ClassVar[str]
     needs_features: ClassVar[bool] = False
-    """True for a loss that also takes the decoder features: ``loss(logits, target,
-    features=..., feature_target=...)``; the module then hands them over from its forward pass."""
+    """True for a loss that needs ``features``."""
 
     def __init__(self, ignore_index: int = 255, validate_args: bool = True) -> None:
         super().__init__()
@@ -118,10 +125,29 @@ class SegmentationLoss(nn.Module, ABC):
         self.ignore_index = ignore_index
         self.validate_args = validate_args
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        """Validates the input (clear errors, no device asserts) and computes the loss."""
+    def setup(self, datamodule: Any | None) -> None:
+        """Takes what the loss needs from the data before training; a no-op by default.
+
+        Args:
+            datamodule: the run's data module (``None`` when the trainer has none).
+        """
+
+    def forward(self, logits: Tensor, target: Tensor, *, features: Tensor | None = None) -> Tensor:
+        """Validates the input (clear errors, no device asserts) and computes the loss.
+
+        Args:
+            logits: ``(B, C, H, W)`` scores.
+            target: ``(B, H, W)`` integer labels.
+            features: the decoder features ``(B, D, h, w)``, for a loss with
+                :attr:`needs_features` (ignored by the others).
+        """
+        if self.needs_features and features is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the decoder features: call it as loss(logits, "
+                "target, features=...) (SegmentationModule does this itself in training)"
+            )
         if not self.validate_args:
-            return self.compute(logits, target.long())
+            return self.compute(logits, target.long(), features)
         target = check_shapes(logits, target)
         num_classes = logits.shape[1]
         bad = ((target < 0) | (target >= num_classes)) & (target != self.ignore_index)
@@ -129,7 +155,7 @@ class SegmentationLoss(nn.Module, ABC):
         # a device, where it would be an assert, they are set aside before computing.
         safe = target if target.device.type == "cpu" else target.masked_fill(bad, self.ignore_index)
         try:
-            value = self.compute(logits, safe)
+            value = self.compute(logits, safe, features)
         except (ValueError, IndexError, RuntimeError):
             if bool(bad.any()):
                 self._raise_bad_labels(target, num_classes)
@@ -155,8 +181,9 @@ class SegmentationLoss(nn.Module, ABC):
         )
 
     @abstractmethod
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
-        """The loss on validated input: ``target`` is int64 with labels in range."""
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
+        """The loss on validated input: ``target`` is int64 with labels in range, ``features``
+        given when the loss :attr:`needs_features`."""
 
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}"

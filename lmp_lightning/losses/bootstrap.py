@@ -44,7 +44,7 @@ class BootstrappedCrossEntropy(SegmentationLoss):
         resolve_m(k, Tensor([1]), k_pixels)  # validates k and k_pixels
         self.k, self.k_pixels = float(k), k_pixels
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
         return mean_over_valid_images(
             loss_max_pooling(losses, valid, 1.0, self.k, self.k_pixels, check=False), valid

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lmp_lightning.losses.base import SegmentationLoss, register_loss
-from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.functional.center import (
     center_distances,
     center_update,
@@ -30,10 +29,10 @@ class CenterLoss(SegmentationLoss):
     The centres are state (a buffer, saved in checkpoints), created as zeros at the first call
     once the number of classes and the feature width are known, and moved after every training
     call by the rule of Wen et al. 2016 (Eq. 4) with rate ``alpha``; the distance term's gradient
-    goes to the features only. Features come at the decoder's resolution: the labels are taken
-    at those pixels (nearest neighbour). The loss declares ``needs_features = True``, and
-    :class:`~lmp_lightning.module.SegmentationModule` then hands it the input of the model's
-    segmentation head from the same forward pass.
+    goes to the features only. Features come at the decoder's resolution, covering the image:
+    the labels are taken at their pixels (nearest neighbour). The loss declares
+    ``needs_features = True``, and :class:`~lmp_lightning.module.SegmentationModule` then hands
+    it the input of the model's segmentation head from the same forward pass in training.
 
     Args:
         lambda_: weight of the centre term (3e-4 in Guo et al. 2018).
@@ -73,34 +72,11 @@ class CenterLoss(SegmentationLoss):
         self.alpha = float(alpha)
         self.register_buffer("centers", torch.empty(0))
 
-    def forward(
-        self,
-        logits: Tensor,
-        target: Tensor,
-        features: Tensor | None = None,
-        feature_target: Tensor | None = None,
-    ) -> Tensor:
-        """The loss; ``features`` ``(B, D, h, w)`` are required, ``feature_target`` (the labels
-        at the features' pixels) defaults to ``target`` taken at those pixels."""
-        target = check_logits_target(logits, target, self.ignore_index)
-        if features is None:
-            raise ValueError(
-                "CenterLoss needs the decoder features: call it as loss(logits, target, "
-                "features=...) (SegmentationModule does this itself)"
-            )
-        if feature_target is None:
-            feature_target = nearest_labels(target, (features.shape[-2], features.shape[-1]))
-        labels = feature_target.long()
-        bad = (labels != self.ignore_index) & ((labels < 0) | (labels >= logits.shape[1]))
-        if bool(bad.any()):
-            raise ValueError(
-                f"feature_target has labels outside [0, {logits.shape[1]}) other than "
-                f"ignore_index={self.ignore_index}: {sorted(set(labels[bad].tolist()))[:5]}"
-            )
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
+        if features is None:  # the base class's forward has said so already
+            raise ValueError("CenterLoss needs the decoder features: call it with features=...")
+        labels = nearest_labels(target, (features.shape[-2], features.shape[-1]))
         return self._loss(logits, target, features, labels)
-
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
-        raise ValueError("CenterLoss needs the decoder features: call it with features=...")
 
     def _loss(self, logits: Tensor, target: Tensor, features: Tensor, labels: Tensor) -> Tensor:
         num_classes, dim = logits.shape[1], features.shape[1]

@@ -26,7 +26,7 @@ class CrossEntropy(SegmentationLoss):
         tensor(1.3863)
     """
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         total = F.cross_entropy(
             upcast(logits), target, ignore_index=self.ignore_index, reduction="sum"
         )

@@ -46,7 +46,7 @@ class SoftmaxFocalLoss(SegmentationLoss):
         self.alpha = float(alpha)
         self.gamma = float(gamma)
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         losses, valid = softmax_focal_loss(
             logits, target, self.ignore_index, self.alpha, self.gamma
         )

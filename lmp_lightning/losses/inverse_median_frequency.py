@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -68,12 +69,30 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
         device = self.class_weights.device
         self.class_weights = median_frequency_weights(per_image_counts).to(device)
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def setup(self, datamodule: Any | None) -> None:
+        """Sets the class weights from the data module's ``per_image_counts()`` when none were
+        given.
+
+        Raises:
+            ValueError: no class weights and no data module with ``per_image_counts()``.
+        """
+        if self.class_weights.numel() > 0:
+            return
+        counts = getattr(datamodule, "per_image_counts", None)
+        if counts is None:
+            raise ValueError(
+                "InverseMedianFrequencyCrossEntropy needs class statistics: give "
+                "--model.loss.class_weights, or use a data module with per_image_counts()"
+            )
+        self.set_pixel_statistics(counts())
+
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         num_classes = logits.shape[1]
         if self.class_weights.numel() == 0:
             raise RuntimeError(
                 "InverseMedianFrequencyCrossEntropy has no class weights yet: pass class_weights "
-                "or per_image_counts, or let the data module call set_pixel_statistics()"
+                "or per_image_counts, or call setup() with a data module that has "
+                "per_image_counts()"
             )
         if self.class_weights.numel() != num_classes:
             raise ValueError(

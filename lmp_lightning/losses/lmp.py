@@ -64,7 +64,7 @@ class LossMaxPooling(SegmentationLoss):
         resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
         self.m, self.m_pixels = float(m), m_pixels
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
         return mean_over_valid_images(
             loss_max_pooling(losses, valid, self.p, self.m, self.m_pixels, check=False), valid

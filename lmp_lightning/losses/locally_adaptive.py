@@ -91,7 +91,7 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
         self.m, self.m_pixels = float(m), m_pixels
 
-    def compute(self, logits: Tensor, target: Tensor) -> Tensor:
+    def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         costs, valid = locally_adaptive_costs(
             logits, target, self.kernel_size, self.stride, self.ignore_index
         )

@@ -114,3 +114,25 @@ def test_inverse_median_frequency_from_statistics() -> None:
         InverseMedianFrequencyCrossEntropy(class_weights=[1.0], per_image_counts=counts)
     with pytest.raises(ValueError, match="class_weights"):
         InverseMedianFrequencyCrossEntropy(class_weights=[1.0, -1.0])
+
+
+def test_imf_takes_its_statistics_in_setup() -> None:
+    """The loss contract's ``setup(datamodule)`` hook: class weights from ``per_image_counts()``
+    when none were given, kept when they were, a clear error without statistics."""
+    counts = [[10, 0], [30, 5]]
+
+    class Data:
+        def per_image_counts(self) -> list[list[int]]:
+            return counts
+
+    loss = InverseMedianFrequencyCrossEntropy()
+    loss.setup(Data())
+    assert torch.equal(
+        loss.class_weights,
+        InverseMedianFrequencyCrossEntropy(per_image_counts=counts).class_weights,
+    )
+    given = InverseMedianFrequencyCrossEntropy(class_weights=[1.0, 2.0])
+    given.setup(Data())
+    assert given.class_weights.tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="needs class statistics"):
+        InverseMedianFrequencyCrossEntropy().setup(None)

@@ -129,22 +129,31 @@ def test_module_hands_over_decoder_features_from_the_same_forward() -> None:
     module.model = counting
     batch = {"image": torch.rand(2, 3, 64, 80), "mask": torch.randint(0, 4, (2, 64, 80))}
     module.train()
-    loss = module.compute_loss(module(batch["image"]), batch["mask"])
+    loss = module.training_step(batch, 0)["loss"]
     loss.backward()
     assert counting.calls == 1
+    assert not counting.segmentation_head._forward_pre_hooks  # the hook lives for one step
     assert module.loss.centers.shape == (4, 256)  # DeepLabV3+ decoder width
     assert module.model.inner.decoder.block1[0].weight.grad is not None
     # The centre term reaches the decoder: its gradient differs from cross-entropy's alone.
     ce_module = SegmentationModule("deeplabv3plus", "resnet18", num_classes=4)
-    assert not ce_module.model.segmentation_head._forward_pre_hooks  # no cost when not needed
     ce_module.load_state_dict(module.state_dict(), strict=False)
+
+
+def test_features_cover_the_image_without_stride_padding() -> None:
+    """A 50x70 image is padded to 64x80 (stride 16); DeepLabV3+ features at 1/4 of that are
+    16x20, of which the first ceil(50/4) x ceil(70/4) = 13x18 cover the image."""
+    module = SegmentationModule("deeplabv3plus", "resnet18", num_classes=4, loss=CenterLoss())
+    logits, features = module.forward_with_features(torch.rand(2, 3, 50, 70))
+    assert logits.shape == (2, 4, 50, 70)
+    assert features.shape == (2, 256, 13, 18)
 
 
 def test_center_loss_checkpoint_round_trip(tmp_path) -> None:
     module = SegmentationModule("fpn", "resnet18", num_classes=4, loss=CenterLoss())
     module.train()
     batch = {"image": torch.rand(2, 3, 64, 64), "mask": torch.randint(0, 4, (2, 64, 64))}
-    module.compute_loss(module(batch["image"]), batch["mask"])
+    module.training_step(batch, 0)
     torch.save(module.state_dict(), tmp_path / "m.pt")
     fresh = SegmentationModule("fpn", "resnet18", num_classes=4, loss=CenterLoss())
     fresh.load_state_dict(torch.load(tmp_path / "m.pt"))

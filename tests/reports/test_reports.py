@@ -31,7 +31,7 @@ def test_results_from_a_known_confusion_matrix() -> None:
     target = torch.tensor([[0, 1, 1, 1, 255, 0]])
     module.val_metrics.update(preds, target)
     module._log_epoch("val")
-    results = module.last_results["val"]
+    results = module.class_results("val")
     # confusion (rows = labels): a: [2, 0, 0]; b: [1, 2, 0]; c absent from labels, predicted at
     # an ignored pixel only (not counted): IoU a = 2/3, b = 2/3, c = NaN.
     assert results.pixel_counts == [2, 3, 0]
@@ -121,7 +121,7 @@ def test_wandb_offline_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (table_file,) = tmp_path.rglob("per_class_gains*.table.json")
     table = json.loads(table_file.read_text())
     assert table["columns"] == ["class", "pixel_count", "iou", "baseline_iou", "gain"]
-    results = cli.model.last_results["val"]
+    results = cli.model.class_results("val")
     assert [row[0] for row in table["data"]] == results.class_names
     for row, iou, count in zip(table["data"], results.iou, results.pixel_counts, strict=True):
         assert row[1] == count and row[3] == 0.5
