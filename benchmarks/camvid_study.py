@@ -216,7 +216,11 @@ def tuning_report(results: Path) -> str:
         meta = json.loads(path.with_suffix(".meta.json").read_text())
         result = ClassResults.load(path)
         command = meta["fit_commands"][0].split()
-        tuned = " ".join(a for a in command if a.startswith(("--model.lr", "--model.loss.")))
+        tuned = " ".join(
+            a
+            for a in command
+            if a.startswith(("--model.lr", "--model.optimizer.lr", "--model.loss."))
+        )
         out.append(
             f"| {path.stem} | {VARIANTS[meta['variant']]} | `{tuned}` | {100 * result.miou:.2f} "
             f"| {100 * _rare(result):.2f} | {meta['fit_seconds'] / 60:.1f} |"

@@ -4,12 +4,14 @@
 # recipes get the chosen values and the final runs go seed by seed. Run from the repository root in
 # the background: nohup setsid benchmarks/camvid_study.sh > runs/study.log 2>&1 &
 # (This session ran the two halves as runs/tune1.sh and runs/pipeline.sh, with the same commands.)
+# The study ran at commit 9ba0983, when the learning rate was --model.lr and `lr:` in the recipes;
+# since then it is --model.optimizer.lr, which this script now uses (the same SGD; the same poly schedule, now torch's PolynomialLR, equal up to rounding).
 set -e
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 tune_lr() {  # tune_lr <variant> <lr>
   $PY benchmarks/camvid_study.py run --variants "$1" --seeds 0 --tag "_lr$2" \
-    --results docs/results/camvid/tuning -- "--model.lr=$2"
+    --results docs/results/camvid/tuning -- "--model.optimizer.lr=$2"
 }
 miou() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))['miou'])" \
   "docs/results/camvid/tuning/runs/$1_seed0.json"; }
@@ -37,7 +39,7 @@ echo "[pipeline] CE lr $CE_LR, LMP lr $LMP_LR"
 for pm in "1.3 0.5" "2 0.25" "2 0.5"; do
   set -- $pm
   $PY benchmarks/camvid_study.py run --variants lmp --seeds 0 --tag "_lr${LMP_LR}_p$1_m$2" \
-    --results docs/results/camvid/tuning -- "--model.lr=$LMP_LR" "--model.loss.p=$1" "--model.loss.m=$2"
+    --results docs/results/camvid/tuning -- "--model.optimizer.lr=$LMP_LR" "--model.loss.p=$1" "--model.loss.m=$2"
 done
 # the p = 1.3, m = 0.25 point is stage 1's run at that lr
 BEST=$($PY - "$LMP_LR" <<'PYEOF'
@@ -54,9 +56,9 @@ PYEOF
 )
 set -- $BEST
 echo "[pipeline] LMP p $1, m $2"
-for v in base base_plus lall; do sed -i "s/^  lr: .*/  lr: $CE_LR/" configs/camvid/$v.yaml; done
+for v in base base_plus lall; do sed -i "s/init_args: {lr: [^,]*,/init_args: {lr: $CE_LR,/" configs/camvid/$v.yaml; done
 for v in lmp_only lmp; do
-  sed -i "s/^  lr: .*/  lr: $LMP_LR/; s/init_args: {p: 1.3, m: 0.25}/init_args: {p: $1, m: $2}/" configs/camvid/$v.yaml
+  sed -i "s/init_args: {lr: [^,]*,/init_args: {lr: $LMP_LR,/; s/init_args: {p: 1.3, m: 0.25}/init_args: {p: $1, m: $2}/" configs/camvid/$v.yaml
 done
 echo "[pipeline] recipes updated; final runs"
 $PY benchmarks/camvid_study.py run --seeds 0 1 2 --variants base_plus lmp base lmp_only lall

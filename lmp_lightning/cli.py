@@ -29,6 +29,7 @@ from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
+from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.cli import compare_main
 from lmp_lightning.resources import config_path, list_configs
 from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
@@ -103,6 +104,11 @@ class SegmentationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("num_classes", "class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        # The papers' optimisation, written out so that --print_config shows it and
+        # --model.optimizer.lr changes one value of it.
+        parser.set_defaults(
+            {"model.optimizer": DEFAULT_OPTIMIZER, "model.lr_scheduler": DEFAULT_LR_SCHEDULER}
+        )
 
     def _parse_ckpt_path(self) -> None:
         """Resolves ``zoo:NAME`` and takes the network from the checkpoint's hyper-parameters; a
@@ -150,8 +156,13 @@ class SegmentationCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """``--data.seed`` left unset takes the run's seed (``--seed_everything``, an int by now),
         so that one seed drives weights, shuffling, augmentation and the sampler, and the saved
-        ``config.yaml`` records it."""
+        ``config.yaml`` records it. Lightning's own ``--optimizer`` and ``--lr_scheduler`` (flag
+        or YAML) become the model's ``optimizer`` and ``lr_scheduler``: one optimiser, and a
+        scheduler that still steps per optimiser step."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        for key in ("optimizer", "lr_scheduler"):
+            if config.get(key) is not None and config.get("model") is not None:
+                config.model[key], config[key] = config[key], None
         seed = config.get("seed_everything")
         data = config.get("data")
         if data is not None and data.get("seed") is None and type(seed) is int:

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
@@ -24,6 +25,7 @@ from lmp_lightning.losses import CrossEntropy, SegmentationLoss, build_loss
 from lmp_lightning.losses.functional import check_logits_target
 from lmp_lightning.losses.names import canonical_class
 from lmp_lightning.models import build_model, required_stride
+from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.results import ClassResults
 
 __all__ = ["SegmentationModule"]
@@ -32,8 +34,12 @@ __all__ = ["SegmentationModule"]
 class SegmentationModule(LightningModule):
     """Semantic segmentation with any segmentation_models_pytorch model and a loss plug-in.
 
-    Training uses SGD with momentum and weight decay and the "poly" learning-rate decay
-    ``lr * (1 - step / total_steps) ** poly_power`` over the run's steps, as both papers do.
+    Training uses, by default, SGD with momentum and weight decay and the "poly" learning-rate
+    decay ``lr * (1 - step / total_steps) ** 0.9`` over the fit's steps, as both papers do;
+    ``optimizer`` and ``lr_scheduler`` take any other (LightningCLI's dependency injection:
+    ``--model.optimizer AdamW --model.optimizer.lr 1e-3``; ``lmp-seg fit`` also reads Lightning's
+    own ``--optimizer`` and ``--lr_scheduler`` into them). The scheduler steps after every
+    optimiser step.
     Validation and test run at full image size: images are padded to the model's stride (labels
     with ``ignore_index``) and the prediction is cropped back; labels are never resized.
     Metrics are torchmetrics' per-class IoU (``val/IoU_<class>``, ``val/mIoU`` over the classes
@@ -52,10 +58,12 @@ class SegmentationModule(LightningModule):
         loss: the loss plug-in, any :class:`~lmp_lightning.losses.SegmentationLoss`
             (default: plain cross-entropy).
         output_stride: 8 or 16 for DeepLab architectures (atrous encoder).
-        lr: base learning rate.
-        momentum: SGD momentum.
-        weight_decay: SGD weight decay.
-        poly_power: power of the poly decay (0 keeps the rate constant).
+        optimizer: builds the optimiser from the parameters (default
+            :data:`~lmp_lightning.optim.DEFAULT_OPTIMIZER`: SGD, lr 0.01, momentum 0.9, weight
+            decay 1e-4).
+        lr_scheduler: builds the scheduler from the optimiser (default
+            :class:`~lmp_lightning.optim.PolyLR` with power 0.9 over the fit's steps; a
+            scheduler whose ``total_iters`` is ``None`` gets the fit's optimiser steps).
         model_kwargs: further arguments of the architecture.
         inference: how validation, test and predict see an image: ``"whole"`` (padded to the
             stride and cropped back), ``"efficient"`` (``num_tiles`` non-overlapping full-height
@@ -87,10 +95,8 @@ class SegmentationModule(LightningModule):
         in_channels: int = 3,
         loss: SegmentationLoss | str | None = None,
         output_stride: int | None = None,
-        lr: float = 0.01,
-        momentum: float = 0.9,
-        weight_decay: float = 1e-4,
-        poly_power: float = 0.9,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
         model_kwargs: dict[str, Any] | None = None,
         inference: InferenceMode = "whole",
         num_tiles: int = 5,
@@ -108,13 +114,12 @@ class SegmentationModule(LightningModule):
             raise ValueError(
                 f"class_names has {len(class_names)} names but num_classes={num_classes}"
             )
-        if lr <= 0 or not 0 <= momentum < 1 or weight_decay < 0 or poly_power < 0:
-            raise ValueError(
-                "need lr > 0, 0 <= momentum < 1, weight_decay >= 0 and poly_power >= 0; got "
-                f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}, "
-                f"poly_power={poly_power}"
-            )
-        self.save_hyperparameters(ignore=["loss"])
+        # Callables are not hyper-parameters (a checkpoint must load with weights_only);
+        # run_config() describes what they build, the CLI's config.yaml records them.
+        self.save_hyperparameters(ignore=["loss", "optimizer", "lr_scheduler"])
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self._probe = self._probe_optimisation()  # bad arguments fail here, not in the fit
         self.class_names = list(class_names)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -291,6 +296,7 @@ class SegmentationModule(LightningModule):
                 "class_path": f"{cls.__module__}.{cls.__name__}",
                 "init_args": loss_args,
             },
+            **self._probe,
         }
 
     # The metrics are reset when an epoch starts, not when it ends: callbacks read the epoch's
@@ -365,38 +371,70 @@ class SegmentationModule(LightningModule):
                 )
 
     def _apply_optimizer_arguments(self, checkpoint: dict[str, Any], saved: dict[str, Any]) -> None:
-        """A resumed fit runs with this module's ``lr``, ``momentum`` and ``weight_decay``, not
-        the checkpoint's: the restored optimiser and schedule states are rescaled to them (the
-        position in the poly schedule is kept)."""
-        hp: Any = self.hparams
-        old_lr = saved.get("lr", hp.lr)
-        ratio = hp.lr / old_lr if old_lr else 1.0
+        """A resumed fit runs with this module's optimiser arguments (learning rate, momentum,
+        weight decay, ...), not the checkpoint's: the restored optimiser and schedule states
+        are set to them, the learning rates rescaled (the position in the schedule is kept)."""
+        defaults = self._probe["optimizer"]["init_args"]
+        ratio = 1.0
         for state in checkpoint.get("optimizer_states", []):
             for group in state.get("param_groups", []):
+                old = group.get("initial_lr", group.get("lr"))
+                ratio = defaults["lr"] / old if old and "lr" in defaults else 1.0
                 for key in ("lr", "initial_lr"):
                     if key in group:
                         group[key] = group[key] * ratio
-                if "momentum" in group:
-                    group["momentum"] = hp.momentum
-                if "weight_decay" in group:
-                    group["weight_decay"] = hp.weight_decay
+                group.update({k: v for k, v in defaults.items() if k != "lr" and k in group})
         for state in checkpoint.get("lr_schedulers", []):
             for key in ("base_lrs", "_last_lr"):
                 if key in state:
                     state[key] = [value * ratio for value in state[key]]
 
     # ---------------------------------------------------------------- optimisation
+    def _build_optimizer(self, params: Any) -> torch.optim.Optimizer:
+        if self.optimizer_factory is None:
+            return instantiate_class(params, DEFAULT_OPTIMIZER)
+        return self.optimizer_factory(params)
+
+    def _build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        if self.lr_scheduler_factory is None:
+            return instantiate_class(optimizer, DEFAULT_LR_SCHEDULER)
+        return self.lr_scheduler_factory(optimizer)
+
+    def _probe_optimisation(self) -> dict[str, Any]:
+        """Builds the optimiser and scheduler on a stand-in parameter: checks their arguments
+        now and describes them (class and scalar arguments) for results files and cards."""
+        optimizer = self._build_optimizer([nn.Parameter(torch.zeros(1))])
+        scheduler = self._build_lr_scheduler(optimizer)
+
+        def describe(obj: Any, values: dict[str, Any]) -> dict[str, Any]:
+            kept = {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
+            return {
+                "class_path": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                "init_args": kept,
+            }
+
+        arguments = inspect.signature(type(scheduler).__init__).parameters
+        return {
+            "optimizer": describe(optimizer, optimizer.defaults),
+            "lr_scheduler": describe(
+                scheduler, {k: getattr(scheduler, k) for k in arguments if hasattr(scheduler, k)}
+            ),
+        }
+
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        hp: Any = self.hparams
-        optimizer = torch.optim.SGD(
-            self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-        )
+        optimizer = self._build_optimizer(self.parameters())
+        scheduler = self._build_lr_scheduler(optimizer)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-
-        def poly(step: int) -> float:
-            return max(0.0, 1.0 - step / total) ** hp.poly_power
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly)
+        if getattr(scheduler, "total_iters", 0) is None:  # PolyLR's "the fit's steps"
+            scheduler.total_iters = total
+        elif (
+            isinstance(getattr(scheduler, "total_iters", None), int)
+            and scheduler.total_iters < total
+        ):
+            rank_zero_warn(
+                f"{type(scheduler).__name__} has total_iters={scheduler.total_iters}, fewer than "
+                f"the fit's {total} optimiser steps: its schedule ends before the fit does"
+            )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -79,11 +79,10 @@ def test_a_resumed_fit_takes_the_typed_learning_rate(checkpoint: Path, tmp_path:
             "--trainer.max_steps=3",
             f"--trainer.default_root_dir={tmp_path}",
             f"--ckpt_path={checkpoint}",
-            "--model.lr=0.5",
-            "--model.momentum=0.5",
+            "--model.optimizer.lr=0.5",
+            "--model.optimizer.momentum=0.5",
         ],
     )
-    assert cli.model.hparams.lr == 0.5
     group = cli.trainer.optimizers[0].param_groups[0]
     assert group["initial_lr"] == pytest.approx(0.5) and group["momentum"] == 0.5
     assert cli.trainer.lr_scheduler_configs[0].scheduler.base_lrs == [pytest.approx(0.5)]
@@ -284,3 +283,58 @@ def test_ctrl_c_is_taken_at_the_batch_end_and_twice_at_once() -> None:
         assert signal.getsignal(signal.SIGINT) == before
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["lightning-flags", "model-flags", "lightning-yaml", "model-yaml"],
+)
+def test_the_optimizer_is_the_same_from_a_flag_and_a_file(how: str, tmp_path: Path) -> None:
+    """``--optimizer AdamW`` (Lightning's own flag), ``--model.optimizer AdamW`` and the same in
+    a YAML file give one AdamW with the typed lr, and the poly decay still steps per step; the
+    saved config.yaml says what ran."""
+    spec = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 0.002}}
+    config = tmp_path / "run.yaml"
+    args = {
+        "lightning-flags": ["--optimizer=AdamW", "--optimizer.lr=0.002"],
+        "model-flags": ["--model.optimizer=AdamW", "--model.optimizer.lr=0.002"],
+        "lightning-yaml": [f"--config={config}"],
+        "model-yaml": [f"--config={config}"],
+    }[how]
+    config.write_text(
+        yaml.safe_dump(
+            {"model": {"optimizer": spec}} if how == "model-yaml" else {"optimizer": spec}
+        )
+    )
+    out = tmp_path / "out"
+    cli = run_cli(
+        [
+            "fit",
+            *SMALL,
+            *args,
+            "--trainer.max_steps=2",
+            "--trainer.logger=true",
+            f"--trainer.default_root_dir={out}",
+        ]
+    )
+    (optimizer,) = cli.trainer.optimizers
+    assert type(optimizer) is torch.optim.AdamW
+    assert optimizer.param_groups[0]["initial_lr"] == 0.002
+    scheduler = cli.trainer.lr_scheduler_configs[0]
+    assert type(scheduler.scheduler).__name__ == "PolyLR" and scheduler.interval == "step"
+    assert scheduler.scheduler.total_iters == 2
+    (saved,) = out.rglob("config.yaml")
+    recorded = yaml.safe_load(saved.read_text())
+    assert recorded["model"]["optimizer"]["class_path"] == "torch.optim.AdamW"
+    assert recorded["model"]["optimizer"]["init_args"]["lr"] == 0.002
+    assert recorded.get("optimizer") is None
+
+
+def test_print_config_shows_the_papers_optimisation(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run_cli(["fit", *SMALL, "--model.optimizer.lr=0.05", "--print_config"])
+    model = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert model["optimizer"]["class_path"] == "torch.optim.SGD"
+    assert model["optimizer"]["init_args"]["lr"] == 0.05
+    assert model["optimizer"]["init_args"]["momentum"] == 0.9
+    assert model["lr_scheduler"]["class_path"] == "lmp_lightning.optim.PolyLR"

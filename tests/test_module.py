@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import functools
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from torch import nn
 from lmp_lightning.callbacks import format_iou_table
 from lmp_lightning.losses import CrossEntropy, LossMaxPooling
 from lmp_lightning.module import SegmentationModule
+from lmp_lightning.optim import PolyLR
 
 
 class OracleWithBadBorder(nn.Module):
@@ -70,7 +73,11 @@ def test_deeplab_papers_setting() -> None:
         ({"encoder_name": "resnet7"}, r"unknown encoder 'resnet7'; valid names are \[.*resnet18"),
         ({"encoder_name": "tu-notamodel"}, "not a timm model"),
         ({"class_names": ["a"]}, "class_names has 1 names but num_classes=3"),
-        ({"lr": -1.0}, "lr > 0"),
+        (
+            {"optimizer": functools.partial(torch.optim.SGD, lr=-1.0)},
+            "Invalid learning rate: -1.0",
+        ),
+        ({"lr_scheduler": functools.partial(PolyLR, power=-1)}, "power must be >= 0"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
@@ -80,20 +87,60 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
         )
 
 
-def test_poly_schedule() -> None:
-    module = SegmentationModule("fpn", "resnet18", num_classes=3, lr=0.1, poly_power=0.9)
-    module._trainer = type("T", (), {"estimated_stepping_batches": 100})()
+def _configure(module: SegmentationModule, steps: int) -> tuple[Any, Any]:
+    module._trainer = SimpleNamespace(estimated_stepping_batches=steps)  # type: ignore[assignment]
     config = module.configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    return config["optimizer"], config["lr_scheduler"]["scheduler"]
+
+
+def test_default_optimisation_is_the_papers() -> None:
+    """SGD (momentum 0.9, weight decay 1e-4) and lr * (1 - step / steps) ** 0.9 over the
+    fit's steps, written out here as the closed form."""
+    module = SegmentationModule("fpn", "resnet18", num_classes=3)
+    optimizer, scheduler = _configure(module, 100)
+    assert type(optimizer) is torch.optim.SGD
     assert optimizer.param_groups[0]["momentum"] == 0.9
+    assert optimizer.param_groups[0]["weight_decay"] == 1e-4
     lrs = []
-    for _ in range(100):
+    for _ in range(101):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    assert lrs[0] == pytest.approx(0.1)
-    assert lrs[50] == pytest.approx(0.1 * 0.5**0.9)
-    assert lrs[99] == pytest.approx(0.1 * 0.01**0.9)
+    expected = [0.01 * (1 - step / 100) ** 0.9 for step in range(101)]
+    assert lrs == pytest.approx(expected, abs=1e-12)
+
+
+def test_any_optimizer_and_scheduler_from_python() -> None:
+    module = SegmentationModule(
+        "fpn",
+        "resnet18",
+        num_classes=3,
+        optimizer=functools.partial(torch.optim.AdamW, lr=1e-3),
+        lr_scheduler=functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=50),
+    )
+    optimizer, scheduler = _configure(module, 50)
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["lr"] == 1e-3
+    assert type(scheduler) is torch.optim.lr_scheduler.CosineAnnealingLR
+    described = module.run_config()
+    assert described["optimizer"]["class_path"] == "torch.optim.adamw.AdamW"
+    assert described["optimizer"]["init_args"]["lr"] == 1e-3
+    assert described["optimizer"]["init_args"]["weight_decay"] == 0.01  # AdamW's default
+    assert described["lr_scheduler"]["init_args"]["T_max"] == 50
+
+
+def test_a_schedule_shorter_than_the_fit_warns() -> None:
+    short = functools.partial(torch.optim.lr_scheduler.PolynomialLR, total_iters=5)
+    module = SegmentationModule("fpn", "resnet18", num_classes=3, lr_scheduler=short)
+    with pytest.warns(UserWarning, match="total_iters=5, fewer than the fit's 100"):
+        _configure(module, 100)
+
+
+def test_poly_lr_without_steps_says_so() -> None:
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = PolyLR(optimizer)
+    optimizer.step()
+    with pytest.raises(RuntimeError, match="PolyLR has no total_iters"):
+        scheduler.step()
 
 
 def test_iou_table() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -37,7 +38,11 @@ def _fit(
         num_train_images=8, num_val_images=1, image_size=(64, 80), crop_size=32, batch_size=4
     )
     model = SegmentationModule(
-        "fpn", "resnet18", num_classes=data.num_classes, class_names=data.class_names, lr=0.05
+        "fpn",
+        "resnet18",
+        num_classes=data.num_classes,
+        class_names=data.class_names,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=1e-4),
     )
     callback = PerformanceAwareSampling(cache_dir=str(tmp_path / "cache"))
     trainer = Trainer(
