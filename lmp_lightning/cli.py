@@ -24,7 +24,12 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lmp_lightning import __version__
-from lmp_lightning.callbacks import InterruptCheckpoint, PerClassResults, PredictionWriter
+from lmp_lightning.callbacks import (
+    InterruptCheckpoint,
+    PerClassResults,
+    PredictionWriter,
+    run_dir,
+)
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
@@ -59,21 +64,37 @@ TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 
 
 class KeepConfigCallback(SaveConfigCallback):
-    """Lightning's ``config.yaml`` writer, whose refusal to replace an earlier run's config is
-    one line that says what to do (Lightning's own is a 30-line traceback)."""
+    """Lightning's ``config.yaml`` writer, writing into the run's own folder
+    (:func:`~lmp_lightning.callbacks.run_dir`: beside a W&B run's checkpoints, not into the
+    shared ``save_dir``), whose refusal to replace an earlier run's config is one line that
+    says what to do (Lightning's own is a 30-line traceback)."""
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        try:
-            super().setup(trainer, pl_module, stage)
-        except RuntimeError as error:
-            if "to NOT exist" not in str(error):
-                raise
-            folder = trainer.log_dir or trainer.default_root_dir
-            raise InputError(
-                f"{folder} already holds the config.yaml of an earlier run; pick another "
-                "--trainer.default_root_dir, or keep a logger (it writes every run into its "
-                "own version_N folder)"
-            ) from None
+        if self.already_saved:
+            return
+        if self.save_to_log_dir:
+            folder = run_dir(trainer)
+            path = folder / self.config_filename
+            exists = trainer.is_global_zero and path.is_file() and not self.overwrite
+            if trainer.strategy.broadcast(exists):
+                raise InputError(
+                    f"{folder} already holds the config.yaml of an earlier run; pick another "
+                    "--trainer.default_root_dir, or keep a logger (it writes every run into its "
+                    "own folder)"
+                )
+            if trainer.is_global_zero:
+                folder.mkdir(parents=True, exist_ok=True)
+                self.parser.save(
+                    self.config,
+                    str(path),
+                    skip_unset=False,
+                    overwrite=self.overwrite,
+                    multifile=self.multifile,
+                )
+        if trainer.is_global_zero:
+            self.save_config(trainer, pl_module, stage)
+            self.already_saved = True
+        self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
 NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_kwargs")

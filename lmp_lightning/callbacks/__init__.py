@@ -5,6 +5,7 @@ from lmp_lightning.callbacks.per_class_gain_report import PerClassGainReport
 from lmp_lightning.callbacks.per_class_results import PerClassResults, format_iou_table
 from lmp_lightning.callbacks.performance_aware_sampling import PerformanceAwareSampling
 from lmp_lightning.callbacks.prediction_writer import PredictionWriter, label_palette
+from lmp_lightning.callbacks.run_dir import run_dir
 
 __all__ = [
     "InterruptCheckpoint",
@@ -14,4 +15,5 @@ __all__ = [
     "PredictionWriter",
     "format_iou_table",
     "label_palette",
+    "run_dir",
 ]

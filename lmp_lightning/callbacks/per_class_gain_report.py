@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmp_lightning.callbacks.run_dir import run_dir
 from lmp_lightning.reports import ClassResults, gains, plot_gains, spearman
 
 __all__ = ["PerClassGainReport"]
@@ -52,7 +53,7 @@ class PerClassGainReport(Callback):
 
     @rank_zero_only
     def _report(self, trainer: L.Trainer, results: ClassResults, delta: Any, rho: float) -> None:
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "gains"
+        folder = run_dir(trainer) / "gains"
         png = plot_gains(
             self.baseline,
             results,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 
+from lmp_lightning.callbacks.run_dir import run_dir
 from lmp_lightning.reports.results import ClassResults
 
 __all__ = ["PerClassResults", "format_iou_table"]
@@ -68,7 +68,7 @@ class PerClassResults(Callback):
             format_iou_table(results.class_names, results.iou, f"\nPer-class IoU ({stage}):")
         )
         if trainer.is_global_zero:
-            folder = Path(trainer.log_dir or trainer.default_root_dir)
+            folder = run_dir(trainer)
             path = results.save(folder / f"results_{stage}.json")
             rank_zero_info(f"Per-class results written to {path}")
 

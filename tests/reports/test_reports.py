@@ -129,6 +129,39 @@ def test_wandb_offline_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert list(tmp_path.rglob("gains-step*.png"))
 
 
+def test_wandb_runs_keep_their_files_in_their_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's W&B command, twice in one place: nothing lands in the working directory,
+    and each run's config.yaml, checkpoints and W&B files sit under the run's folder."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.chdir(tmp_path)
+    args = [
+        "fit",
+        *CLI_TINY,
+        "--trainer.max_steps=1",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
+        "--trainer.logger.project=lmp",
+        "--trainer.logger.save_dir=runs/lmp_wandb",
+    ]
+    import wandb
+
+    ids = []
+    for _ in range(2):
+        cli = run_cli(args)
+        wandb.finish()
+        ids.append(cli.trainer.logger.version)
+    assert ids[0] != ids[1]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    base = tmp_path / "runs" / "lmp_wandb"
+    for run_id in ids:
+        assert (base / "lmp" / run_id / "config.yaml").is_file()
+        assert list((base / "lmp" / run_id / "checkpoints").glob("*.ckpt"))
+        assert list((base / "wandb").glob(f"*{run_id}"))
+
+
 def test_gain_report_with_the_default_logger(tmp_path: Path) -> None:
     baseline = _results([0.5] * 10, [1] * 10)
     baseline.class_names = list(SyntheticStreetScenes.class_names)
