@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lmp_lightning import __version__
@@ -28,6 +29,7 @@ from lmp_lightning.callbacks import (
     InterruptCheckpoint,
     PerClassResults,
     PredictionWriter,
+    ValidationImages,
     run_dir,
 )
 from lmp_lightning.data import SegmentationDataModule
@@ -192,12 +194,23 @@ class SegmentationCLI(LightningCLI):
     def after_instantiate_classes(self) -> None:
         """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``
         unless a :class:`PredictionWriter` is configured; ``fit`` saves ``last.ckpt`` when
-        interrupted; ``fit``, ``validate`` and ``test`` print per-class tables and write
-        results files (:class:`PerClassResults`)."""
+        interrupted, names checkpoints that have no ``filename`` ``epoch<E>-step<S>.ckpt``
+        (Lightning's ``epoch=E-step=S`` is awkward in a shell) and, with a logger, logs the learning rate (``LearningRateMonitor``) and a
+        few validation predictions (:class:`ValidationImages`); ``fit``, ``validate`` and
+        ``test`` print per-class tables and write results files (:class:`PerClassResults`).
+        A callback of the same kind in the configuration replaces the default one."""
         super().after_instantiate_classes()
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.subcommand == "fit":
             callbacks.append(self.interrupt)
+            for checkpoint in (cb for cb in callbacks if isinstance(cb, ModelCheckpoint)):
+                if checkpoint.filename is None:  # Lightning's 'epoch=E-step=S': no '=' here
+                    checkpoint.filename = "epoch{epoch}-step{step}"
+                    checkpoint.auto_insert_metric_name = False
+            if self.trainer.loggers:
+                for kind in (LearningRateMonitor, ValidationImages):
+                    if not any(isinstance(cb, kind) for cb in callbacks):
+                        callbacks.append(kind())
         if self.subcommand in ("fit", "validate", "test") and not any(
             isinstance(cb, PerClassResults) for cb in callbacks
         ):

@@ -210,7 +210,7 @@ class SegmentationModule(LightningModule):
             stride=hp.tile_stride,
         )
 
-    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> None:
+    def _eval_step(self, batch: dict[str, Tensor], stage: str) -> dict[str, Tensor]:
         logits = self.infer(batch["image"])
         target = batch["mask"]
         if self.loss.needs_features:
@@ -220,14 +220,17 @@ class SegmentationModule(LightningModule):
         else:
             loss = self.loss(logits, target)  # also validates the labels
             self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=logits.shape[0])
-        metrics = self.val_metrics if stage == "val" else self.test_metrics
-        metrics.update(logits.argmax(1), target)
+        preds = logits.argmax(1)
+        self._metrics(stage).update(preds, target)
+        return {"preds": preds}
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Updates the metrics; returns ``{"preds": (B, H, W)}`` for callbacks
+        (:class:`~lmp_lightning.callbacks.ValidationImages`)."""
+        return self._eval_step(batch, "val")
 
-    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._eval_step(batch, "test")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         """Labels; at ``batch["size"]`` when the batch carries the images' own size (an image

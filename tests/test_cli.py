@@ -333,3 +333,44 @@ def test_shipped_config_checkpoints_during_training(config: Path) -> None:
     assert periodic, f"{config}: no ModelCheckpoint with save_last that saves during training"
     args = periodic[0]
     assert args.get("save_on_train_epoch_end") or args.get("every_n_train_steps"), args
+
+
+def test_a_demo_run_names_checkpoints_for_the_shell_and_shows_its_predictions(
+    tmp_path: Path,
+) -> None:
+    """The demo recipe with a logger: checkpoint names carry the metric and no '=', the learning
+    rate is logged, and the first validation images are drawn as image | labels | prediction."""
+    import csv
+
+    import numpy as np
+    from PIL import Image
+
+    from lmp_lightning.callbacks import label_palette
+
+    cli = run_cli(
+        [
+            "fit",
+            "--config",
+            str(ROOT / "configs/demo.yaml"),
+            *TINY,
+            "--trainer.max_epochs=1",
+            "--trainer.log_every_n_steps=1",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    folder = Path(cli.trainer.log_dir)
+    names = sorted(p.name for p in folder.rglob("*.ckpt"))
+    assert names[0].startswith("best-epoch0-step2-miou0.") and "=" not in "".join(names)
+    assert names[1:] == ["last.ckpt", "latest-epoch0-step2.ckpt"]
+    with open(folder / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    lrs = [float(row["lr-SGD"]) for row in rows if row.get("lr-SGD")]
+    assert lrs and lrs[0] == pytest.approx(0.02)
+    panels = sorted((folder / "val_images").glob("step2-*.png"))
+    assert [p.name for p in panels] == ["step2-0.png", "step2-1.png"]  # two val images
+    panel = np.asarray(Image.open(panels[0]))
+    batch = next(iter(cli.datamodule.val_dataloader()))
+    mask = batch["mask"][0].numpy()
+    height, width = mask.shape
+    assert panel.shape == (height, 3 * width, 3)
+    assert np.array_equal(panel[:, width : 2 * width], label_palette()[mask])

@@ -140,7 +140,7 @@ def test_wandb_runs_keep_their_files_in_their_own_folder(
     args = [
         "fit",
         *CLI_TINY,
-        "--trainer.max_steps=1",
+        "--trainer.max_epochs=1",
         "--trainer.limit_val_batches=1",
         "--trainer.logger=lightning.pytorch.loggers.WandbLogger",
         "--trainer.logger.project=lmp",
@@ -158,8 +158,10 @@ def test_wandb_runs_keep_their_files_in_their_own_folder(
     base = tmp_path / "runs" / "lmp_wandb"
     for run_id in ids:
         assert (base / "lmp" / run_id / "config.yaml").is_file()
-        assert list((base / "lmp" / run_id / "checkpoints").glob("*.ckpt"))
-        assert list((base / "wandb").glob(f"*{run_id}"))
+        checkpoints = [p.name for p in (base / "lmp" / run_id / "checkpoints").glob("*.ckpt")]
+        assert checkpoints == ["epoch0-step2.ckpt"]  # Lightning's default callback, without '='
+        (wandb_run,) = (base / "wandb").glob(f"*{run_id}")
+        assert list(wandb_run.rglob("predictions_*.png"))  # ValidationImages, added by lmp-seg
 
 
 def test_gain_report_with_the_default_logger(tmp_path: Path) -> None:
