@@ -115,6 +115,7 @@ def run_one(
             "--config",
             str(config.relative_to(ROOT)),
             f"--seed_everything={seed}",
+            f"--data.root={CAMVID}",
             f"--trainer.default_root_dir={folder}",
             *extra,
         ]
@@ -143,6 +144,7 @@ def run_one(
         "--config",
         str(config.relative_to(ROOT)),
         f"--seed_everything={seed}",
+        f"--data.root={CAMVID}",
         f"--ckpt_path={last}",
         "--trainer.logger=false",
         f"--trainer.default_root_dir={final}",

@@ -181,6 +181,9 @@ CASES = [
     pytest.param(lambda t: [*fit_args(folder_data(t / "d"), t), "--data.batch_size=5"],
                  "--data.batch_size 5 is larger than the 4 training images",
                  id="batch-above-images"),
+    pytest.param(lambda t: ["fit", "--config", "camvid/lmp", f"--trainer.default_root_dir={t}"],
+                 "data set CamVid reads files: pass its data directory with --data.root DIR",
+                 id="camvid-recipe-without-root"),
     # --- checkpoints and folders
     pytest.param(lambda t: ["validate", *SMALL, f"--ckpt_path={checkpoint(t, b'garbage')}"],
                  r"'.*broken\.ckpt' is not a readable checkpoint",

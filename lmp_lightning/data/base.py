@@ -75,7 +75,8 @@ class SegmentationDataset(Dataset[dict[str, np.ndarray]], ABC):
             return path
         if path is None:
             raise ValueError(
-                f"data set {cls.__name__} reads files: pass its data directory as root"
+                f"data set {cls.__name__} reads files: pass its data directory with "
+                "--data.root DIR (root= from Python)"
             )
         if not path.is_dir():
             raise FileNotFoundError(
