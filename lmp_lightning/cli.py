@@ -195,10 +195,11 @@ class SegmentationCLI(LightningCLI):
         """``predict`` writes label PNGs and overlays: to ``<default_root_dir>/predictions``
         unless a :class:`PredictionWriter` is configured; ``fit`` saves ``last.ckpt`` when
         interrupted, names checkpoints that have no ``filename`` ``epoch<E>-step<S>.ckpt``
-        (Lightning's ``epoch=E-step=S`` is awkward in a shell) and, with a logger, logs the learning rate (``LearningRateMonitor``) and a
-        few validation predictions (:class:`ValidationImages`); ``fit``, ``validate`` and
-        ``test`` print per-class tables and write results files (:class:`PerClassResults`).
-        A callback of the same kind in the configuration replaces the default one."""
+        (Lightning's ``epoch=E-step=S`` is awkward in a shell) and, with a logger, logs the
+        learning rate (``LearningRateMonitor``) and a few validation predictions
+        (:class:`ValidationImages`); ``fit``, ``validate`` and ``test`` print per-class tables
+        and write results files (:class:`PerClassResults`). A callback of the same kind in the
+        configuration replaces the default one."""
         super().after_instantiate_classes()
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.subcommand == "fit":

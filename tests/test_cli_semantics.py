@@ -216,8 +216,8 @@ def test_training_that_trains_nothing_is_an_error(
             [
                 "fit",
                 *common,
-                "--trainer.callbacks+=lmp_lightning.callbacks.PerformanceAwareSampling",
-                "--trainer.callbacks.num_samples=0",
+                "--data.sampler=CropSampling",
+                "--data.sampler.num_samples=0",
             ]
         )
     assert exit_info.value.code == 2

@@ -17,8 +17,9 @@ from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.module import SegmentationModule
 
 SAMPLER = [
+    "--data.sampler=lmp_lightning.sampling.CropSampling",
+    "--data.sampler.uniform_mix=0.5",
     "--trainer.callbacks+=lmp_lightning.callbacks.PerformanceAwareSampling",
-    "--trainer.callbacks.uniform_mix=0.5",
 ]
 
 

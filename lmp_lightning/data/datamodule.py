@@ -18,8 +18,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_
 from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.registry import build_dataset, get_dataset_class
 from lmp_lightning.errors import InputError
+from lmp_lightning.sampling.crop_sampling import CropSampling
 
 if TYPE_CHECKING:
+    from lmp_lightning.sampling import PerformanceAwareSampler
     from lmp_lightning.sampling.class_statistics import ClassStatistics
 
 from lmp_lightning.data.transforms import (
@@ -211,6 +213,12 @@ class SegmentationDataModule(LightningDataModule):
         predict_rescale: resize ``predict_dir`` images by the data set's scale (its ``scale``
             option, e.g. 0.5) before the network, as training and evaluation saw them;
             predictions are written at each image's own size. ``False`` feeds them as they are.
+        sampler: performance-aware crop sampling (:class:`~lmp_lightning.sampling.CropSampling`:
+            ``--data.sampler CropSampling``); the data module then owns the
+            :class:`~lmp_lightning.sampling.PerformanceAwareSampler` (:attr:`train_sampler`)
+            whose class probabilities the
+            :class:`~lmp_lightning.callbacks.PerformanceAwareSampling` callback updates.
+            ``None``: shuffled uniform crops.
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
@@ -247,6 +255,7 @@ class SegmentationDataModule(LightningDataModule):
         dataset_options: dict[str, Any] | None = None,
         predict_dir: str | None = None,
         predict_rescale: bool = True,
+        sampler: CropSampling | None = None,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -264,8 +273,13 @@ class SegmentationDataModule(LightningDataModule):
         self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
         if seed is None:
             seed = run_seed()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["sampler"])
         self.hparams["seed"] = seed
+        self.sampling = sampler
+        self.train_sampler: PerformanceAwareSampler | None = None
+        """The performance-aware sampler of a ``fit`` with ``sampler`` (built in ``setup``)."""
+        self._crops: Dataset[dict[str, Tensor]] | None = None
+        self._sampler_state: dict[str, Any] | None = None
         self._label_dataset: SegmentationDataset | None = None
         self.train_transform = train_transform(
             crop_size, scale_range, mean, std, self.ignore_index, seed=seed
@@ -273,7 +287,6 @@ class SegmentationDataModule(LightningDataModule):
         self.eval_transform = eval_transform(mean, std)
         self.datasets: dict[Split, TransformedDataset] = {}
         self._statistics: dict[tuple[int, str | None], ClassStatistics] = {}
-        self._train_override: tuple[Dataset[dict[str, Tensor]], Sampler[Any]] | None = None
         self._resume: tuple[int, int] | None = None
 
     @property
@@ -346,6 +359,41 @@ class SegmentationDataModule(LightningDataModule):
             if split not in self.datasets:
                 transform = self.train_transform if split == "train" else self.eval_transform
                 self.datasets[split] = TransformedDataset(self._raw(split), transform)
+        if stage == "fit" and self.sampling is not None and self.train_sampler is None:
+            self._build_sampler(self.sampling)
+
+    def _build_sampler(self, sampling: CropSampling) -> None:
+        """The class statistics (cached), the class-centred crops and the sampler of a fit."""
+        from lmp_lightning.sampling import ClassCenteredCrops, PerformanceAwareSampler
+
+        hp: Any = self.hparams
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        stats = self.class_statistics(
+            points_per_class=sampling.points_per_class,
+            cache_dir=sampling.cache_dir,
+            progress=rank == 0,
+        )
+        self._crops = ClassCenteredCrops(
+            self.train_dataset_raw(),
+            stats,
+            hp.crop_size,
+            hp.scale_range,
+            hp.mean,
+            hp.std,
+            self.ignore_index,
+        )
+        self.train_sampler = PerformanceAwareSampler(
+            stats,
+            sampling.num_samples,
+            sampling.uniform_mix,
+            sampling.image_choice,
+            seed=hp.seed,
+            rank=rank if sampling.shard else 0,
+            num_replicas=world if sampling.shard else 1,
+        )
+        if self._sampler_state is not None:
+            self._restore_sampler(self._sampler_state)
 
     def _rank_seed(self) -> int:
         """``seed`` on process 0, a seed derived from ``(seed, rank)`` on the others, so that
@@ -359,11 +407,6 @@ class SegmentationDataModule(LightningDataModule):
     def train_dataset_raw(self) -> SegmentationDataset:
         """The untransformed training split (numpy samples), for class statistics."""
         return self._raw("train")
-
-    def use_train_sampler(self, dataset: Dataset[dict[str, Tensor]], sampler: Sampler[Any]) -> None:
-        """Trains on ``dataset`` indexed by ``sampler`` instead of shuffled uniform crops (the
-        performance-aware sampling callback calls this)."""
-        self._train_override = (dataset, sampler)
 
     def class_statistics(
         self,
@@ -414,21 +457,20 @@ class SegmentationDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         hp: Any = self.hparams
-        if self._train_override is not None:
-            dataset, sampler = self._train_override
-            if len(sampler) < hp.batch_size:  # type: ignore[arg-type]
+        if self.train_sampler is not None and self._crops is not None:
+            draws = len(self.train_sampler)
+            if draws < hp.batch_size:
                 raise InputError(
-                    f"the sampler draws {len(sampler)} crops per epoch (num_samples, per "  # type: ignore[arg-type]
-                    f"process), fewer than --data.batch_size {hp.batch_size}: nothing would train"
+                    f"the sampler draws {draws} crops per epoch (num_samples, per process), "
+                    f"fewer than --data.batch_size {hp.batch_size}: nothing would train"
                 )
-            set_epoch = getattr(sampler, "set_epoch", None)
-            if callable(set_epoch) and self._resume is not None:
-                set_epoch(self._resume[0])  # the loader may draw before Lightning's set_epoch
+            if self._resume is not None:  # the loader may draw before Lightning's set_epoch
+                self.train_sampler.set_epoch(self._resume[0])
             self._resume = None
             return DataLoader(
-                dataset,
+                self._crops,
                 batch_size=hp.batch_size,
-                sampler=sampler,
+                sampler=self.train_sampler,
                 drop_last=True,
                 num_workers=hp.num_workers,
                 pin_memory=hp.pin_memory,
@@ -453,33 +495,54 @@ class SegmentationDataModule(LightningDataModule):
         def on_epoch(seed: int) -> None:
             train.epoch_seed = seed
 
-        sampler = EpochShuffle(
+        shuffle = EpochShuffle(
             len(train), self._rank_seed(), epoch, on_epoch, skip=batches * hp.batch_size
         )
         return self._loader(
             "train",
             batch_size=hp.batch_size,
-            sampler=sampler,
+            sampler=shuffle,
             drop_last=True,
-            generator=sampler.generator,
+            generator=shuffle.generator,
         )
 
     def state_dict(self) -> dict[str, Any]:
         """Where training stands, for a resumed run: the epoch Lightning resumes in and the
-        batches that epoch already trained (non-zero for a checkpoint written mid-epoch)."""
+        batches that epoch already trained (non-zero for a checkpoint written mid-epoch), and
+        the sampler's state (epoch, class probabilities)."""
         if self.trainer is None:
             return {}
         loop: Any = self.trainer.fit_loop
         epochs = loop.epoch_progress.current
         mid_epoch = epochs.started > epochs.processed
-        batches = loop.epoch_loop.batch_progress.current.completed if mid_epoch else 0
-        return {"epoch": int(epochs.processed), "batches": int(batches)}
+        # processed, not completed: a checkpoint saved in on_train_batch_end (ModelCheckpoint
+        # every_n_train_steps) is written before Lightning counts the batch completed
+        batches = loop.epoch_loop.batch_progress.current.processed if mid_epoch else 0
+        state: dict[str, Any] = {"epoch": int(epochs.processed), "batches": int(batches)}
+        if self.train_sampler is not None:
+            state["sampler"] = self.train_sampler.state_dict()
+            # draws of the stream this epoch consumed, over all processes
+            state["draws"] = (
+                int(batches) * int(self.hparams["batch_size"]) * self.trainer.world_size
+            )
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Lightning restores this before it builds the training loader (and starts its
         workers), so the first loader of a resumed run is built for its epoch and position."""
         if state_dict:
             self._resume = (int(state_dict["epoch"]), int(state_dict.get("batches", 0)))
+        if "sampler" in state_dict:
+            self._sampler_state = state_dict
+            if self.train_sampler is not None:
+                self._restore_sampler(state_dict)
+
+    def _restore_sampler(self, state: dict[str, Any]) -> None:
+        assert self.train_sampler is not None
+        self.train_sampler.load_state_dict(state["sampler"])
+        if state.get("draws"):  # resumed mid-epoch: continue the epoch's stream where it stopped
+            self.train_sampler.skip_next(int(state["draws"]))
+        self._sampler_state = None
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
         return self._loader("val", batch_size=self._val_batch_size, shuffle=False)

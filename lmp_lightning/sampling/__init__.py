@@ -2,6 +2,7 @@
 training set, a training IoU tracker, the sampler and the crops it places."""
 
 from lmp_lightning.sampling.class_statistics import ClassStatistics
+from lmp_lightning.sampling.crop_sampling import CropSampling
 from lmp_lightning.sampling.crops import ClassCenteredCrops
 from lmp_lightning.sampling.sampler import (
     NO_CLASS,
@@ -14,6 +15,7 @@ __all__ = [
     "NO_CLASS",
     "ClassCenteredCrops",
     "ClassStatistics",
+    "CropSampling",
     "PerformanceAwareSampler",
     "TrainingIoUTracker",
     "class_weights_from_iou",

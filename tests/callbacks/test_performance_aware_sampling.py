@@ -16,7 +16,7 @@ from lightning import Trainer
 from lmp_lightning.callbacks import PerformanceAwareSampling
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.module import SegmentationModule
-from lmp_lightning.sampling import PerformanceAwareSampler
+from lmp_lightning.sampling import CropSampling, PerformanceAwareSampler
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,12 @@ def _fit(
 
     torch.manual_seed(0)
     data = SegmentationDataModule(
-        num_train_images=8, num_val_images=1, image_size=(64, 80), crop_size=32, batch_size=4
+        num_train_images=8,
+        num_val_images=1,
+        image_size=(64, 80),
+        crop_size=32,
+        batch_size=4,
+        sampler=CropSampling(cache_dir=str(tmp_path / "cache")),
     )
     model = SegmentationModule(
         "fpn",
@@ -44,7 +49,7 @@ def _fit(
         class_names=data.class_names,
         optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9, weight_decay=1e-4),
     )
-    callback = PerformanceAwareSampling(cache_dir=str(tmp_path / "cache"))
+    callback = PerformanceAwareSampling()
     trainer = Trainer(
         accelerator="cpu",
         max_epochs=max_epochs,
@@ -73,9 +78,9 @@ def test_resumed_run_draws_what_an_uninterrupted_run_draws(tmp_path: Path) -> No
     assert [d for d in straight if d[0] < 2] == first
     assert [d for d in straight if d[0] == 2] == resumed
     assert len(resumed) == 8
-    state = torch.load(tmp_path / "b/after-3.ckpt", weights_only=False)["callbacks"]
-    (saved,) = [v for k, v in state.items() if "PerformanceAwareSampling" in k]
-    probabilities = saved["sampler"]["class_probabilities"]
+    saved = torch.load(tmp_path / "b/after-3.ckpt", weights_only=False)
+    (state,) = [v for k, v in saved.items() if k.endswith("SegmentationDataModule")]
+    probabilities = state["sampler"]["class_probabilities"]
     assert probabilities.sum().item() == pytest.approx(1.0)
     assert not torch.allclose(probabilities, torch.full_like(probabilities, 0.1))  # steered
 
@@ -129,3 +134,38 @@ def test_drawn_pixels_are_counted_per_class_without_the_ignored() -> None:
         callback._count_drawn(mask)
     labelled = torch.cat([m[m != 255] for m in masks])
     assert callback._drawn.tolist() == torch.bincount(labelled, minlength=4).tolist()
+
+
+def test_the_callback_needs_the_data_modules_sampler(tmp_path: Path) -> None:
+    data = SegmentationDataModule(num_train_images=4, num_val_images=1, image_size=(64, 80))
+    model = SegmentationModule("fpn", "resnet18", num_classes=data.num_classes)
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[PerformanceAwareSampling()],
+    )
+    with pytest.raises(ValueError, match="add --data.sampler CropSampling"):
+        trainer.fit(model, datamodule=data)
+
+
+def test_a_sampler_without_the_callback_draws_classes_uniformly(tmp_path: Path) -> None:
+    """The data module's sampler alone: crops centred on classes drawn uniformly over the
+    classes present (nothing steers the probabilities)."""
+    data = SegmentationDataModule(
+        num_train_images=4,
+        num_val_images=1,
+        image_size=(64, 80),
+        crop_size=32,
+        batch_size=2,
+        sampler=CropSampling(uniform_mix=0.0),
+    )
+    data.setup("fit")
+    sampler = data.train_sampler
+    assert sampler is not None
+    present = sampler.present.double()
+    assert torch.equal(sampler.class_probabilities, present / present.sum())
+    batch = next(iter(data.train_dataloader()))
+    assert tuple(batch["image"].shape) == (2, 3, 32, 32)
