@@ -144,6 +144,10 @@ class ClassStatistics:
             _ImageStats(dataset, num_classes, ignore_index, points_per_class, seed),
             batch_size=None,
             num_workers=num_workers,
+            # its own generator: an iterator seeds itself from the global RNG otherwise, and a
+            # run that builds the statistics would then train differently from one that
+            # reads them from the cache
+            generator=torch.Generator().manual_seed(seed),
         )
         counts, points = [], []
         for c, p in tqdm(loader, total=len(loader), desc="class statistics", disable=not progress):

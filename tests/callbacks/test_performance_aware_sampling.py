@@ -147,7 +147,7 @@ def test_the_callback_needs_the_data_modules_sampler(tmp_path: Path) -> None:
         default_root_dir=tmp_path,
         callbacks=[PerformanceAwareSampling()],
     )
-    with pytest.raises(ValueError, match="add --data.sampler CropSampling"):
+    with pytest.raises(ValueError, match=r"add --data\.sampler CropSampling"):
         trainer.fit(model, datamodule=data)
 
 

@@ -22,7 +22,7 @@ def test_missing_data_directory_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no" / "camvid"
     with pytest.raises(FileNotFoundError, match=str(missing)):
         NeedsFiles.check_root(missing)
-    with pytest.raises(ValueError, match="pass its data directory with --data.root DIR"):
+    with pytest.raises(ValueError, match=r"pass its data directory with --data\.root DIR"):
         NeedsFiles.check_root(None)
     assert NeedsFiles.check_root(tmp_path) == tmp_path
     assert NeedsFiles.num_classes == 2

@@ -166,3 +166,14 @@ def test_statistics_of_a_file_data_set_never_land_in_its_folder(
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     cached = list((tmp_path / "cache" / "lmp_lightning" / "class_statistics").glob("*.pt"))
     assert len(cached) == 1
+
+
+def test_building_statistics_leaves_the_global_rng_alone() -> None:
+    """A run that builds the statistics and one that reads them from the cache must train
+    alike: building draws nothing from the global RNG (dropout, augmentation use it)."""
+    masks = [{"mask": np.array([[0, 1], [1, 255]])}, {"mask": np.array([[1, 1]])}]
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    ClassStatistics.build(masks, 3, 255, points_per_class=2, progress=False)
+    assert torch.equal(torch.rand(3), expected)
