@@ -156,7 +156,7 @@ def zoo_main(args: list[str]) -> None:
         if opts.json:
             print(json.dumps(card, indent=2, default=str))
         else:
-            print(ModelCard.from_dict({k: v for k, v in card.items() if k != "path"}).readme())
+            print(ModelCard.from_dict({k: v for k, v in card.items() if k != "path"}).summary())
             print(f"Files in {card['path']}")
     elif opts.command == "export":
         out = Path(opts.out)  # checked before a validation that may take minutes

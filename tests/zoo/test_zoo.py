@@ -10,6 +10,7 @@ import huggingface_hub
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard as HubModelCard
 from huggingface_hub.errors import LocalEntryNotFoundError
 from lightning import Trainer
 
@@ -123,8 +124,12 @@ def test_export_writes_entry(entry: Path) -> None:
     assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
     assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
     assert card["license"] == "MIT" and card["source_checkpoint"] == "last.ckpt"
-    readme = (entry / "README.md").read_text()
-    assert readme.startswith("# fpn-demo") and "| car | 50.00 | 90 |" in readme
+    readme = HubModelCard.load(entry / "README.md")
+    assert readme.text.lstrip().startswith("# fpn-demo") and "| car | 50.00 | 90 |" in readme.text
+    assert readme.data.license == "mit" and readme.data.datasets == ["synthetic"]
+    assert readme.data.library_name == "segmentation-models-pytorch"
+    (result,) = readme.data.eval_results
+    assert (result.metric_type, result.metric_value) == ("mean_iou", 70.0)
     assert "optimizer" not in json.dumps(card)
 
 
