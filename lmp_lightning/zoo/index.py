@@ -73,7 +73,7 @@ def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
 
     Example:
         >>> sorted(read_index()["camvid-lmp"].sha256)
-        ['card.json', 'model.safetensors']
+        ['card.json', 'config.json', 'model.safetensors']
     """
     path = Path(path or os.environ.get("LMP_ZOO_INDEX") or DEFAULT_INDEX)
     if not path.is_file():

@@ -37,8 +37,8 @@ FAKE_WEIGHTS = {"model.safetensors": "0" * 64}
 
 
 def _pins(entry: Path) -> dict[str, str]:
-    """The digests an index pins for an entry: its weights and its card."""
-    return {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")}
+    """The digests an index pins for an entry: its card, config and weights."""
+    return {f: sha256_file(entry / f) for f in ("card.json", "config.json", "model.safetensors")}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,9 @@ def test_export_writes_entry(entry: Path) -> None:
     assert card["mean"] == list(IMAGENET_MEAN) and card["std"] == list(IMAGENET_STD)
     assert card["metrics"]["miou"] == 0.7 and card["metrics"]["iou"] == [0.9, 0.5, None]
     assert card["metrics"]["pixel_counts"] == [900, 90, 0]
-    assert card["weights_sha256"] == {"model.safetensors": sha256_file(entry / "model.safetensors")}
+    assert card["weights_sha256"] == {
+        f: sha256_file(entry / f) for f in ("model.safetensors", "config.json")
+    }
     umask = os.umask(0)
     os.umask(umask)
     for path in entry.iterdir():  # not safetensors' private -rw-------
@@ -198,14 +200,22 @@ def test_architecture_mismatch_refused(copy: Path) -> None:
         load(copy)
 
 
+def test_changed_config_refused(copy: Path) -> None:
+    config = copy / "config.json"
+    config.write_text(config.read_text().replace('"activation": null', '"activation": "sigmoid"'))
+    with pytest.raises(ValueError, match=r"sha256 mismatch for .*config\.json': the card"):
+        load(copy)
+
+
 def test_class_count_mismatch_refused(copy: Path) -> None:
-    for name in ("card.json", "config.json"):
-        data = json.loads((copy / name).read_text())
-        if name == "card.json":
-            data["num_classes"], data["class_names"] = 4, [*CLASSES, "sky"]
-        else:
-            data["classes"] = 4
-        (copy / name).write_text(json.dumps(data))
+    """A card and a config.json that agree (and are pinned) but not with the weights."""
+    config = json.loads((copy / "config.json").read_text())
+    config["classes"] = 4
+    (copy / "config.json").write_text(json.dumps(config))
+    card = json.loads((copy / "card.json").read_text())
+    card["num_classes"], card["class_names"] = 4, [*CLASSES, "sky"]
+    card["weights_sha256"]["config.json"] = sha256_file(copy / "config.json")
+    (copy / "card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match=r"num_classes=4 but the weights .* have 3"):
         load(copy)
 
