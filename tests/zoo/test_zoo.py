@@ -1,4 +1,5 @@
-"""Tests of lmp_lightning/zoo: export, index, loading, integrity and offline errors."""
+"""Tests of lmp_lightning/zoo: export, index, loading and integrity (remote entries:
+test_index.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ import json
 import os
 from pathlib import Path
 
-import huggingface_hub
 import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard as HubModelCard
-from huggingface_hub.errors import LocalEntryNotFoundError
 from lightning import Trainer
 
-import lmp_lightning.zoo.index as zoo_index
-from lmp_lightning import hub
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.results import ClassResults
@@ -294,89 +291,6 @@ def test_malformed_index_entries(tmp_path: Path, spec: dict, message: str) -> No
     index.write_text(json.dumps({"entries": {"bad": spec}}))
     with pytest.raises(ValueError, match=message):
         read_index(index)
-
-
-def test_repository_index_is_valid() -> None:
-    assert isinstance(list_models(), list)
-
-
-def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[bool] = []
-
-    def fake_snapshot(repo_id: str, revision: str) -> str:
-        from huggingface_hub import constants
-
-        calls.append(constants.HF_HUB_OFFLINE)
-        raise LocalEntryNotFoundError("not cached")
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
-    index = tmp_path / "index.json"
-    index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": FAKE}}}))
-    with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
-        load("r", index)
-    assert calls == [True]  # the cache only, never the network
-
-
-def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, revision: str(entry))
-    monkeypatch.setattr(hub, "hub_reachable", lambda: pytest.fail("went online"))
-    index = tmp_path / "index.json"
-    index.write_text(
-        json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": _pins(entry)}}})
-    )
-    assert load("r", index).card.name == "fpn-demo"
-
-
-def test_https_entry_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import urllib.error
-
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", unreachable)
-    index = tmp_path / "index.json"
-    spec = {
-        "url": "https://example.org/e.tar.gz",
-        "archive_sha256": "ab" * 32,
-        "sha256": FAKE,
-    }
-    index.write_text(json.dumps({"entries": {"e": spec}}))
-    with pytest.raises(ConnectionError, match=r"https://example.org/e.tar.gz cannot be downloaded"):
-        load("e", index)
-
-
-def test_https_entry_download_and_cache(
-    entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(entry, arcname="fpn-demo")
-    archive = buffer.getvalue()
-    import hashlib
-
-    opened: list[str] = []
-
-    def fake_urlopen(url: str, timeout: float) -> io.BytesIO:
-        opened.append(url)
-        return io.BytesIO(archive)
-
-    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", fake_urlopen)
-    spec = {
-        "url": "https://example.org/fpn-demo.tar.gz",
-        "archive_sha256": hashlib.sha256(archive).hexdigest(),
-        "sha256": _pins(entry),
-    }
-    index = tmp_path / "index.json"
-    index.write_text(json.dumps({"entries": {"fpn-demo": spec}}))
-    assert load("fpn-demo", index).class_names == CLASSES
-    assert load("fpn-demo", index).class_names == CLASSES  # from the cache
-    assert opened == [spec["url"]]
 
 
 def test_card_requires_consistent_classes() -> None:
