@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lmp_lightning.zoo.api import info
 from lmp_lightning.zoo.card import ModelCard
-from lmp_lightning.zoo.index import read_index, resolve
+from lmp_lightning.zoo.index import add_to_index, index_entry, read_index, resolve
 
 if TYPE_CHECKING:
     from lmp_lightning.reports.results import ClassResults
@@ -142,6 +142,12 @@ def zoo_main(args: list[str]) -> None:
         "(default: the run's, or a validation of the checkpoint now)",
     )
     export.add_argument("--config", default=None, help="the run's config.yaml")
+    export.add_argument(
+        "--index",
+        default=None,
+        help="a zoo index.json (created if absent) to list the entry in; --out must be inside "
+        "its folder",
+    )
     export.add_argument("--license", default="MIT")
     push = sub.add_parser("push", help="an entry to the Hugging Face Hub and/or W&B")
     push.add_argument("directory")
@@ -175,6 +181,15 @@ def zoo_main(args: list[str]) -> None:
             config=opts.config,
         )
         print(f"zoo entry written to {path}")
+        if opts.index:
+            add_to_index(path, opts.index, opts.name)
+            print(f"listed as {opts.name!r} in {opts.index}")
+        else:
+            entry = json.dumps({opts.name: index_entry(path, path.parent)})
+            print(
+                "not listed in a zoo index: export with --index INDEX, or add this to the "
+                f"'entries' of an index.json in {path.parent}:\n  {entry[1:-1]}"
+            )
     else:
         for place in push_entry(opts.directory, opts.repo_id, opts.wandb_project, opts.private):
             print(f"pushed to {place}")

@@ -60,7 +60,10 @@ def export_checkpoint(
     The module is rebuilt from the checkpoint's ``hyper_parameters`` (``encoder_weights=None``:
     nothing is downloaded), its ``state_dict`` loaded, and the model saved with
     segmentation_models_pytorch's ``save_pretrained`` (``config.json``, ``model.safetensors``);
-    optimizer and scheduler states are dropped. ``card.json`` and ``README.md`` describe it.
+    optimizer and scheduler states are dropped. ``card.json`` (with the SHA-256 of both files)
+    and ``README.md`` (a Hugging Face Hub model card made from it) describe it; every file gets
+    the permissions of a new file. :func:`~lmp_lightning.zoo.index.add_to_index` lists the
+    entry in a zoo index.
 
     Args:
         ckpt_path: the ``.ckpt`` file.

@@ -1,8 +1,8 @@
 """The zoo index (``zoo/index.json``): the single source of truth for which entries exist.
 
 An entry is local (``{"path": "<dir relative to zoo/>"}``) or remote, with the SHA-256 of its
-files (``card.json`` and ``model.safetensors`` at least) pinned in the index:
-``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
+files (``card.json`` and ``model.safetensors`` at least, ``config.json`` too when listed by
+:func:`add_to_index`) pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
 (a Hugging Face Hub repository at a pinned revision, cached by huggingface_hub) or
 ``{"url": "https://.../<entry>.tar.gz", "archive_sha256": "...", "sha256": {...}}`` (an archive
 of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``).
@@ -21,9 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from lmp_lightning.resources import zoo_dir
-from lmp_lightning.zoo.card import CARD_FILE, WEIGHTS_FILE
+from lmp_lightning.zoo.card import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
-__all__ = ["DEFAULT_INDEX", "ZooEntry", "cache_dir", "read_index", "resolve"]
+__all__ = [
+    "DEFAULT_INDEX",
+    "ZooEntry",
+    "add_to_index",
+    "cache_dir",
+    "index_entry",
+    "read_index",
+    "resolve",
+]
 
 DEFAULT_INDEX = zoo_dir() / "index.json"
 """The shipped index (``zoo/index.json`` of the repository, ``lmp_lightning/zoo_entries/`` of
@@ -216,3 +224,76 @@ def _https_entry(entry: ZooEntry) -> Path:
         root = children[0] if len(children) == 1 and children[0].is_dir() else unpacked
         root.rename(target)
     return target
+
+
+def index_entry(directory: str | Path, folder: str | Path) -> dict[str, Any]:
+    """The index entry of a local entry directory: its path relative to the index's ``folder``
+    and the SHA-256 of its card, configuration and weights.
+
+    Raises:
+        FileNotFoundError: the directory lacks one of those files (the message names it).
+    """
+    directory = Path(directory).resolve()
+    return {
+        "path": os.path.relpath(directory, Path(folder).resolve()).replace(os.sep, "/"),
+        "sha256": {f: sha256_file(directory / f) for f in (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE)},
+    }
+
+
+def add_to_index(directory: str | Path, index: str | Path, name: str | None = None) -> ZooEntry:
+    """Lists an entry directory in a zoo index, pinning the SHA-256 of its card, configuration
+    and weights (what ``lmp-seg zoo export --index`` does).
+
+    The index is created if it does not exist; its other entries and keys are kept. An entry of
+    the same name is replaced only when it has the same directory.
+
+    Args:
+        directory: the entry directory, inside the index's folder (an index lists a local entry
+            by its path relative to that folder).
+        index: the ``index.json``.
+        name: the entry's name; default: the card's.
+
+    Returns:
+        The entry, as :func:`read_index` reads it.
+
+    Raises:
+        FileNotFoundError: the directory lacks ``card.json``, ``config.json`` or the weights.
+        ValueError: the directory is outside the index's folder, the index lists another entry
+            under that name, or the index is malformed.
+
+    Example:
+        >>> import shutil, tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = shutil.copytree(zoo_dir() / "camvid-lmp", folder / "camvid-lmp")
+        >>> entry = add_to_index(folder / "camvid-lmp", folder / "index.json")
+        >>> entry.name, sorted(entry.sha256)
+        ('camvid-lmp', ['card.json', 'config.json', 'model.safetensors'])
+    """
+    directory, index = Path(directory).resolve(), Path(index)
+    folder = index.parent.resolve()
+    if not directory.is_relative_to(folder):
+        raise ValueError(
+            f"{str(directory)!r} is not inside {str(folder)!r}, the folder of {index}: an index "
+            "lists a local entry by its path relative to that folder (for an entry elsewhere, "
+            "push it to the Hub and add its 'url')"
+        )
+    name = name or ModelCard.load(directory).name
+    entries = read_index(index) if index.is_file() else {}
+    if name in entries and entries[name].path != directory:
+        raise ValueError(
+            f"{index} already lists {name!r} ({entries[name].path or entries[name].url}); "
+            "pick another name or remove that entry first"
+        )
+    spec = index_entry(directory, folder)
+    data: dict[str, Any] = (
+        json.loads(index.read_text()) if index.is_file() else {"version": 1, "entries": {}}
+    )
+    if isinstance(data["entries"], list):
+        kept = [e for e in data["entries"] if e.get("name") != name]
+        data["entries"] = [*kept, {"name": name, **spec}]
+    else:
+        data["entries"][name] = spec
+    partial = index.with_name(index.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.replace(index)
+    return read_index(index)[name]

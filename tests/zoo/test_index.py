@@ -1,5 +1,5 @@
 """Tests of lmp_lightning/zoo/index.py: remote entries from a Hugging Face cache or an https
-archive (all local: a cache folder made here, ``file://`` URLs).
+archive (all local: a cache folder made here, ``file://`` URLs), and listing entries in an index.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from huggingface_hub import constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from lmp_lightning.resources import zoo_dir
-from lmp_lightning.zoo import load, sha256_file
+from lmp_lightning.zoo import add_to_index, list_models, load, read_index, sha256_file
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -196,3 +196,37 @@ def test_https_entry_errors(
     with pytest.raises(error, match=message):
         load("remote", _index(tmp_path, spec))
     assert not list((tmp_path / "cache").iterdir())  # nothing half-written is cached
+
+
+def test_add_to_index(entry: Path, tmp_path: Path) -> None:
+    zoo = tmp_path / "zoo"
+    shutil.copytree(entry, zoo / "models" / "a")
+    index = zoo / "index.json"
+    index.write_text(json.dumps({"version": 1, "note": "kept", "entries": {}}))
+    added = add_to_index(zoo / "models" / "a", index)
+    assert added.name == "camvid-lmp" and added.sha256 == _pins(entry)
+    assert json.loads(index.read_text())["entries"]["camvid-lmp"]["path"] == "models/a"
+    assert load("camvid-lmp", index).card.name == "camvid-lmp"
+    add_to_index(zoo / "models" / "a", index)  # again: the same entry, its digests renewed
+    assert list_models(index) == ["camvid-lmp"] and json.loads(index.read_text())["note"] == "kept"
+    shutil.copytree(entry, zoo / "b")
+    with pytest.raises(ValueError, match=r"already lists 'camvid-lmp'"):
+        add_to_index(zoo / "b", index)
+    assert add_to_index(zoo / "b", index, name="b").path == (zoo / "b").resolve()
+    with pytest.raises(ValueError, match="is not inside"):
+        add_to_index(entry, index, name="c")
+
+
+def test_add_to_index_of_a_list_or_a_new_index(entry: Path, tmp_path: Path) -> None:
+    shutil.copytree(entry, tmp_path / "a")
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps({"entries": [{"name": "x", "url": "hub:o/x@1", "sha256": {}}]}))
+    with pytest.raises(ValueError, match="must pin"):  # a malformed index is not rewritten
+        add_to_index(tmp_path / "a", listed)
+    listed.write_text(
+        json.dumps({"entries": [{"name": "x", "url": "hub:o/x@1", "sha256": _pins(entry)}]})
+    )
+    add_to_index(tmp_path / "a", listed, name="a")
+    assert list(read_index(listed)) == ["x", "a"]
+    add_to_index(tmp_path / "a", tmp_path / "new.json")
+    assert list_models(tmp_path / "new.json") == ["camvid-lmp"]

@@ -80,8 +80,13 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def entry(checkpoint: Path, results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The entry exported under the usual umask (safetensors alone would write -rw-------)."""
     out = tmp_path_factory.mktemp("zoo") / "fpn-demo"
-    return export_checkpoint(checkpoint, "fpn-demo", out, results=results)
+    umask = os.umask(0o022)
+    try:
+        return export_checkpoint(checkpoint, "fpn-demo", out, results=results)
+    finally:
+        os.umask(umask)
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +120,8 @@ def test_export_writes_entry(entry: Path) -> None:
     assert card["weights_sha256"] == {
         f: sha256_file(entry / f) for f in ("model.safetensors", "config.json")
     }
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in entry.iterdir():  # not safetensors' private -rw-------
-        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    for path in entry.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
     assert card["loss"]["class_path"] == "lmp_lightning.losses.LossMaxPooling"
     assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
     assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
