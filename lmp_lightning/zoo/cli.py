@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lmp_lightning.errors import InputError
 from lmp_lightning.zoo.api import info
 from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.index import add_to_index, index_entry, read_index, resolve
@@ -104,13 +107,15 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     config_file = next((p for p in found if p.is_file()), None)
     if config_file is None:
         return None
-    from lmp_lightning.cli import run_cli
     from lmp_lightning.reports.results import ClassResults
 
     with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
         out = Path(tmp)
-        run_cli(
+        # `lmp-seg validate` in a process of its own: lmp_lightning.cli imports this module
+        lmp_seg = [sys.executable, "-c", "from lmp_lightning.console import main; main()"]
+        status = subprocess.run(
             [
+                *lmp_seg,
                 "validate",
                 "--config",
                 str(config_file),
@@ -120,7 +125,12 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
                 "--trainer.callbacks=[]",
                 "--trainer.enable_progress_bar=false",
             ]
-        )
+        ).returncode
+        if status != 0:
+            raise InputError(
+                f"validating {ckpt} with {config_file} failed (exit status {status}, error above); "
+                "give the metrics with --results"
+            )
         return ClassResults.load(out / "results_val.json")
 
 
