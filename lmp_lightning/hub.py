@@ -1,5 +1,5 @@
-"""Hugging Face Hub access shared by the model builder and the zoo: the local cache first, the
-network only when it answers."""
+"""Hugging Face Hub access of the model builder (encoder weights): the local cache first, the
+network only when it answers. (The zoo asks ``snapshot_download(local_files_only=True)`` itself.)"""
 
 from __future__ import annotations
 

@@ -330,7 +330,7 @@ class SegmentationModule(LightningModule):
     def _load_init_weights(self, spec: str) -> None:
         """Loads the model weights of a zoo entry or a Lightning checkpoint (fine-tuning)."""
         if spec.startswith("zoo:") or Path(spec).is_dir():
-            from lmp_lightning.zoo import load
+            from lmp_lightning.zoo.api import load
 
             state = load(spec.removeprefix("zoo:")).model.state_dict()
         elif Path(spec).is_file():

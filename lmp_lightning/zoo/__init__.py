@@ -25,6 +25,7 @@ _EXPORTS = {
     "sha256_file": "lmp_lightning.zoo.card",
     "export_checkpoint": "lmp_lightning.zoo.export",
     "ZooEntry": "lmp_lightning.zoo.index",
+    "add_to_index": "lmp_lightning.zoo.index",
     "read_index": "lmp_lightning.zoo.index",
     "resolve": "lmp_lightning.zoo.index",
     "SegmentationModel": "lmp_lightning.zoo.model",
@@ -35,6 +36,7 @@ __all__ = [
     "ModelCard",
     "SegmentationModel",
     "ZooEntry",
+    "add_to_index",
     "export_checkpoint",
     "info",
     "list_models",
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from lmp_lightning.zoo.api import info, list_models, load
     from lmp_lightning.zoo.card import ModelCard, sha256_file
     from lmp_lightning.zoo.export import export_checkpoint
-    from lmp_lightning.zoo.index import ZooEntry, read_index, resolve
+    from lmp_lightning.zoo.index import ZooEntry, add_to_index, read_index, resolve
     from lmp_lightning.zoo.model import SegmentationModel, load_entry
 
 

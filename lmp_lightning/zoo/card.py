@@ -1,4 +1,10 @@
-"""Model cards: the machine-readable ``card.json`` of a zoo entry and the README made from it."""
+"""Model cards: the machine-readable ``card.json`` of a zoo entry and the README made from it.
+
+``card.json`` is the source; the entry's ``README.md`` is generated from it, with the YAML front
+matter of a Hugging Face Hub model card (license, library, tags, data set and the mIoU as a
+``model-index`` result) rendered by ``huggingface_hub.ModelCard``, so that an entry pushed to the
+Hub is described and searchable there.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CARD_FILE", "ModelCard", "sha256_file"]
+__all__ = ["CARD_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "ModelCard", "sha256_file"]
 
 CARD_FILE = "card.json"
+CONFIG_FILE = "config.json"
+"""segmentation_models_pytorch's configuration of the network (``save_pretrained``)."""
+WEIGHTS_FILE = "model.safetensors"
 
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -73,7 +82,8 @@ class ModelCard:
         training_config: the full training configuration (the CLI's ``config.yaml``) or ``{}``.
         metrics: ``{"miou": float, "iou": [...], "pixel_counts": [...]}`` (per class, in label
             order; NaN IoU stored as ``null``) or ``{}``.
-        weights_sha256: SHA-256 of every weights file, by file name.
+        weights_sha256: SHA-256 of every file the model is loaded from (``model.safetensors``
+            and, since cards record it, ``config.json``), by file name.
         license: the license of the weights.
         date: the export date (ISO 8601).
         version: the lmp_lightning version that exported the entry.
@@ -214,12 +224,54 @@ class ModelCard:
             raise ValueError(f"{path}: {error}") from None
 
     def readme(self) -> str:
-        """The human-readable ``README.md`` of the entry, generated from the card.
+        """The entry's ``README.md``: :meth:`summary` under the YAML front matter of a Hugging
+        Face Hub model card, rendered by ``huggingface_hub.ModelCard``.
+
+        Example:
+            >>> from huggingface_hub import ModelCard as HubModelCard
+            >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18",
+            ...                  in_channels=3, num_classes=2, class_names=["bg", "fg"],
+            ...                  dataset="camvid", split="val", metrics={"miou": 0.5})
+            >>> hub_card = HubModelCard(card.readme())
+            >>> hub_card.data.license, hub_card.data.eval_results[0].metric_value
+            ('mit', 50.0)
+        """
+        from huggingface_hub import EvalResult, ModelCardData
+        from huggingface_hub import ModelCard as HubModelCard
+
+        miou = self.metrics.get("miou")
+        results = None
+        if self.dataset and miou is not None and not math.isnan(miou):
+            result = EvalResult(
+                task_type="image-segmentation",
+                dataset_type=self.dataset,
+                dataset_name=self.dataset,
+                dataset_split=self.split,
+                metric_type="mean_iou",
+                metric_name="mIoU (%)",
+                metric_value=round(100 * float(miou), 2),
+            )
+            results = [result]
+        data = ModelCardData(
+            license=self.license.lower(),  # the Hub's licence identifiers are lower case
+            library_name="segmentation-models-pytorch",  # smp.from_pretrained loads the entry
+            pipeline_tag="image-segmentation",
+            tags=["lmp-lightning", "semantic-segmentation", self.architecture, self.encoder],
+            datasets=[self.dataset] if self.dataset else None,
+            metrics=["mean_iou"] if results else None,
+            model_name=self.name,
+            eval_results=results,
+        )
+        return str(HubModelCard(f"---\n{data.to_yaml()}\n---\n\n{self.summary()}"))
+
+    def summary(self) -> str:
+        """The card in Markdown: usage, model, training, per-class metrics and file digests
+        (the body of :meth:`readme`, and what ``lmp-seg zoo info`` prints).
 
         Example:
             >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18",
             ...                  in_channels=3, num_classes=2, class_names=["bg", "fg"])
-            >>> card.readme().splitlines()[0]
+            >>> card.summary().splitlines()[0]
             '# demo'
         """
         lines = [

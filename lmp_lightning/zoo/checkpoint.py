@@ -1,4 +1,9 @@
-"""Zoo entries wherever a Lightning checkpoint is accepted: ``--ckpt_path zoo:NAME``."""
+"""Zoo entries wherever a Lightning checkpoint is accepted: ``--ckpt_path zoo:NAME``.
+
+The CLI takes the entry's network from :func:`network_arguments` and its weights through
+``--model.init_weights zoo:NAME``, which loads and verifies them; :func:`zoo_checkpoint`, which
+writes a Lightning checkpoint of the entry, serves ``lmp_lightning.cli`` until it does so.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,45 @@ from typing import Any
 import lightning
 import torch
 
-from lmp_lightning.zoo.api import load
+from lmp_lightning.zoo.api import info, load
+from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.index import cache_dir
 
-__all__ = ["ZOO_PREFIX", "zoo_checkpoint"]
+__all__ = ["ZOO_PREFIX", "network_arguments", "zoo_checkpoint"]
 
 ZOO_PREFIX = "zoo:"
+
+
+def network_arguments(name_or_path: str) -> dict[str, Any]:
+    """The ``SegmentationModule`` arguments that define a zoo entry's network.
+
+    ``--ckpt_path zoo:NAME`` builds this network and loads the entry's weights into it with
+    ``--model.init_weights zoo:NAME``, which verifies them.
+
+    Args:
+        name_or_path: an entry name, an entry directory, or either behind ``zoo:``.
+
+    Returns:
+        ``arch``, ``encoder_name`` and ``in_channels`` from the card, and ``output_stride`` and
+        ``model_kwargs`` from its training configuration where it records them.
+
+    Raises:
+        KeyError, FileNotFoundError, ValueError, ConnectionError: as
+        :func:`~lmp_lightning.zoo.api.info`.
+
+    Example:
+        >>> network_arguments("zoo:camvid-lmp")["encoder_name"]
+        'mobilenet_v2'
+    """
+    card = ModelCard.from_dict(info(name_or_path.removeprefix(ZOO_PREFIX)))
+    model = card.training_config.get("model") or {}
+    model = model.get("init_args", model) if isinstance(model, dict) else {}
+    return {
+        "arch": card.architecture,
+        "encoder_name": card.encoder,
+        "in_channels": card.in_channels,
+        **{key: model[key] for key in ("output_stride", "model_kwargs") if key in model},
+    }
 
 
 def _hyper_parameters(card: Any) -> dict[str, Any]:

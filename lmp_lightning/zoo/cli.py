@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lmp_lightning.errors import InputError
 from lmp_lightning.zoo.api import info
 from lmp_lightning.zoo.card import ModelCard
-from lmp_lightning.zoo.index import read_index, resolve
+from lmp_lightning.zoo.index import add_to_index, index_entry, read_index, resolve
 
 if TYPE_CHECKING:
     from lmp_lightning.reports.results import ClassResults
@@ -104,13 +107,15 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     config_file = next((p for p in found if p.is_file()), None)
     if config_file is None:
         return None
-    from lmp_lightning.cli import run_cli
     from lmp_lightning.reports.results import ClassResults
 
     with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
         out = Path(tmp)
-        run_cli(
+        # `lmp-seg validate` in a process of its own: lmp_lightning.cli imports this module
+        lmp_seg = [sys.executable, "-c", "from lmp_lightning.console import main; main()"]
+        status = subprocess.run(
             [
+                *lmp_seg,
                 "validate",
                 "--config",
                 str(config_file),
@@ -120,7 +125,12 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
                 "--trainer.callbacks=[]",
                 "--trainer.enable_progress_bar=false",
             ]
-        )
+        ).returncode
+        if status != 0:
+            raise InputError(
+                f"validating {ckpt} with {config_file} failed (exit status {status}, error above); "
+                "give the metrics with --results"
+            )
         return ClassResults.load(out / "results_val.json")
 
 
@@ -142,6 +152,12 @@ def zoo_main(args: list[str]) -> None:
         "(default: the run's, or a validation of the checkpoint now)",
     )
     export.add_argument("--config", default=None, help="the run's config.yaml")
+    export.add_argument(
+        "--index",
+        default=None,
+        help="a zoo index.json (created if absent) to list the entry in; --out must be inside "
+        "its folder",
+    )
     export.add_argument("--license", default="MIT")
     push = sub.add_parser("push", help="an entry to the Hugging Face Hub and/or W&B")
     push.add_argument("directory")
@@ -156,7 +172,7 @@ def zoo_main(args: list[str]) -> None:
         if opts.json:
             print(json.dumps(card, indent=2, default=str))
         else:
-            print(ModelCard.from_dict({k: v for k, v in card.items() if k != "path"}).readme())
+            print(ModelCard.from_dict({k: v for k, v in card.items() if k != "path"}).summary())
             print(f"Files in {card['path']}")
     elif opts.command == "export":
         out = Path(opts.out)  # checked before a validation that may take minutes
@@ -175,6 +191,15 @@ def zoo_main(args: list[str]) -> None:
             config=opts.config,
         )
         print(f"zoo entry written to {path}")
+        if opts.index:
+            add_to_index(path, opts.index, opts.name)
+            print(f"listed as {opts.name!r} in {opts.index}")
+        else:
+            entry = json.dumps({opts.name: index_entry(path, path.parent)})
+            print(
+                "not listed in a zoo index: export with --index INDEX, or add this to the "
+                f"'entries' of an index.json in {path.parent}:\n  {entry[1:-1]}"
+            )
     else:
         for place in push_entry(opts.directory, opts.repo_id, opts.wandb_project, opts.private):
             print(f"pushed to {place}")

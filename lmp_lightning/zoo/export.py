@@ -16,8 +16,7 @@ from lmp_lightning import __version__
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.errors import InputError
 from lmp_lightning.reports.results import ClassResults
-from lmp_lightning.zoo.card import ModelCard, sha256_file
-from lmp_lightning.zoo.model import WEIGHTS_FILE
+from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
 __all__ = ["export_checkpoint"]
 
@@ -61,7 +60,10 @@ def export_checkpoint(
     The module is rebuilt from the checkpoint's ``hyper_parameters`` (``encoder_weights=None``:
     nothing is downloaded), its ``state_dict`` loaded, and the model saved with
     segmentation_models_pytorch's ``save_pretrained`` (``config.json``, ``model.safetensors``);
-    optimizer and scheduler states are dropped. ``card.json`` and ``README.md`` describe it.
+    optimizer and scheduler states are dropped. ``card.json`` (with the SHA-256 of both files)
+    and ``README.md`` (a Hugging Face Hub model card made from it) describe it; every file gets
+    the permissions of a new file. :func:`~lmp_lightning.zoo.index.add_to_index` lists the
+    entry in a zoo index.
 
     Args:
         ckpt_path: the ``.ckpt`` file.
@@ -169,7 +171,7 @@ def export_checkpoint(
         sampler=_sampler(training_config),
         training_config=training_config,
         metrics=metrics,
-        weights_sha256={WEIGHTS_FILE: sha256_file(out_dir / WEIGHTS_FILE)},
+        weights_sha256={f: sha256_file(out_dir / f) for f in (WEIGHTS_FILE, CONFIG_FILE)},
         license=license,
         date=datetime.date.today().isoformat(),
         version=__version__,

@@ -1,7 +1,8 @@
 """The zoo index (``zoo/index.json``): the single source of truth for which entries exist.
 
 An entry is local (``{"path": "<dir relative to zoo/>"}``) or remote, with the SHA-256 of its
-weights files pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
+files (``card.json`` and ``model.safetensors`` at least, ``config.json`` too when listed by
+:func:`add_to_index`) pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
 (a Hugging Face Hub repository at a pinned revision, cached by huggingface_hub) or
 ``{"url": "https://.../<entry>.tar.gz", "archive_sha256": "...", "sha256": {...}}`` (an archive
 of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``).
@@ -9,23 +10,28 @@ of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import tarfile
 import tempfile
-import urllib.error
-import urllib.request
-import zipfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lmp_lightning.resources import zoo_dir
+from lmp_lightning.zoo.card import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
-__all__ = ["DEFAULT_INDEX", "ZooEntry", "cache_dir", "read_index", "resolve"]
+__all__ = [
+    "DEFAULT_INDEX",
+    "ZooEntry",
+    "add_to_index",
+    "cache_dir",
+    "index_entry",
+    "read_index",
+    "resolve",
+]
 
 DEFAULT_INDEX = zoo_dir() / "index.json"
 """The shipped index (``zoo/index.json`` of the repository, ``lmp_lightning/zoo_entries/`` of
@@ -47,7 +53,7 @@ class ZooEntry:
         name: the entry's name.
         path: the local directory (absolute), for entries in the repository.
         url: ``hub:<repo_id>@<revision>`` or an https URL of an archive, for remote entries.
-        sha256: SHA-256 of the weights files by file name, checked on every load.
+        sha256: SHA-256 of the entry's files by file name, checked on every load.
         archive_sha256: SHA-256 of the downloaded archive (https entries).
     """
 
@@ -73,7 +79,7 @@ def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
 
     Example:
         >>> sorted(read_index()["camvid-lmp"].sha256)
-        ['card.json', 'model.safetensors']
+        ['card.json', 'config.json', 'model.safetensors']
     """
     path = Path(path or os.environ.get("LMP_ZOO_INDEX") or DEFAULT_INDEX)
     if not path.is_file():
@@ -110,7 +116,7 @@ def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
         raise ValueError(
             f"{where}: 'sha256' must map file names to 64-digit hexadecimal digests, got {sha256!r}"
         )
-    missing = {"card.json", "model.safetensors"} - set(sha256)
+    missing = {CARD_FILE, WEIGHTS_FILE} - set(sha256)
     if missing:
         raise ValueError(
             f"{where}: 'sha256' must pin {sorted(missing)} too (the card holds the classes and "
@@ -139,13 +145,15 @@ def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
 def resolve(entry: ZooEntry) -> Path:
     """The local directory of an entry; downloads a remote entry unless it is cached.
 
-    The cache is tried first without any network access; only then is the network used, and
-    an unreachable host fails at once.
+    A Hub entry is looked up in the huggingface_hub cache first (``local_files_only=True``) and
+    downloaded only when it is not there and ``HF_HUB_OFFLINE`` is not set. An https entry is
+    downloaded by ``torch.hub.download_url_to_file``, which checks the archive's SHA-256, and
+    unpacked into :func:`cache_dir`. The files' digests are checked when the entry is loaded.
 
     Raises:
         FileNotFoundError: a local entry's directory is missing.
-        ConnectionError: a remote entry is not cached and its host cannot be reached.
-        ValueError: the downloaded archive's SHA-256 differs from the index.
+        ConnectionError: a remote entry is not cached and cannot be downloaded.
+        ValueError: the downloaded archive's SHA-256 differs from the index, or it is no archive.
     """
     if entry.path is not None:
         if not entry.path.is_dir():
@@ -159,55 +167,133 @@ def resolve(entry: ZooEntry) -> Path:
 
 
 def _hub_snapshot(name: str, repo_id: str, revision: str) -> Path:
-    from huggingface_hub import snapshot_download  # here: reading the index loads no torch
+    from huggingface_hub import constants, snapshot_download  # here: listing stays fast
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from lmp_lightning import hub
-
-    try:  # the huggingface_hub cache, with no network access
-        with hub.hub_offline():
-            return Path(snapshot_download(repo_id, revision=revision))
-    except (LocalEntryNotFoundError, OSError):
+    where = f"zoo entry {name!r} (hub:{repo_id}@{revision})"
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except LocalEntryNotFoundError:
         pass
-    if not hub.hub_reachable():
+    if constants.HF_HUB_OFFLINE:
         raise ConnectionError(
-            f"zoo entry {name!r} (hub:{repo_id}@{revision}) is not in the Hugging Face cache and "
-            "the Hub cannot be reached (offline?); download it once with network access"
+            f"{where} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; download it "
+            "once with network access"
         )
-    return Path(snapshot_download(repo_id, revision=revision))
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except OSError as error:  # no connection, no such repository or revision: all OSErrors
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConnectionError(
+            f"{where} is not in the Hugging Face cache and cannot be downloaded: {detail}"
+        ) from None
 
 
-def _https_entry(entry: ZooEntry, timeout: float = 10.0) -> Path:
+def _https_entry(entry: ZooEntry) -> Path:
+    import torch.hub  # here: listing the zoo loads no torch
+
     assert entry.url is not None and entry.archive_sha256 is not None
     target = cache_dir() / f"{entry.name}-{entry.archive_sha256[:16]}"
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        archive = Path(tmp) / Path(entry.url.split("?")[0]).name
+        archive = Path(tmp) / Path(urllib.parse.urlparse(entry.url).path).name
         try:
-            with urllib.request.urlopen(entry.url, timeout=timeout) as response:
-                with archive.open("wb") as file:
-                    shutil.copyfileobj(response, file)
-        except (urllib.error.URLError, OSError) as error:
+            torch.hub.download_url_to_file(
+                entry.url, str(archive), hash_prefix=entry.archive_sha256.lower()
+            )
+        except OSError as error:  # urllib's URLError and HTTPError
             raise ConnectionError(
                 f"zoo entry {entry.name!r} is not cached in {target.parent} and {entry.url} "
                 f"cannot be downloaded (offline?): {error}"
             ) from None
-        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-        if digest != entry.archive_sha256.lower():
+        except RuntimeError as error:  # torch.hub: 'invalid hash value (expected ..., got ...)'
             raise ValueError(
-                f"sha256 mismatch for {archive.name} from {entry.url}: the index expects "
-                f"{entry.archive_sha256}, the download has {digest}"
-            )
+                f"sha256 mismatch for {entry.url} ({error}): the download is corrupt or the "
+                "index's archive_sha256 is wrong"
+            ) from None
         unpacked = Path(tmp) / "entry"
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(unpacked)
-        else:
-            with tarfile.open(archive) as tar:
-                tar.extractall(unpacked, filter="data")
+        try:
+            shutil.unpack_archive(archive, unpacked, filter="data")
+        except shutil.ReadError:
+            raise ValueError(
+                f"zoo entry {entry.name!r}: {entry.url} is not a .tar.gz, .tar or .zip archive"
+            ) from None
         children = list(unpacked.iterdir())
         root = children[0] if len(children) == 1 and children[0].is_dir() else unpacked
         root.rename(target)
     return target
+
+
+def index_entry(directory: str | Path, folder: str | Path) -> dict[str, Any]:
+    """The index entry of a local entry directory: its path relative to the index's ``folder``
+    and the SHA-256 of its card, configuration and weights.
+
+    Raises:
+        FileNotFoundError: the directory lacks one of those files (the message names it).
+    """
+    directory = Path(directory).resolve()
+    return {
+        "path": os.path.relpath(directory, Path(folder).resolve()).replace(os.sep, "/"),
+        "sha256": {f: sha256_file(directory / f) for f in (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE)},
+    }
+
+
+def add_to_index(directory: str | Path, index: str | Path, name: str | None = None) -> ZooEntry:
+    """Lists an entry directory in a zoo index, pinning the SHA-256 of its card, configuration
+    and weights (what ``lmp-seg zoo export --index`` does).
+
+    The index is created if it does not exist; its other entries and keys are kept. An entry of
+    the same name is replaced only when it has the same directory.
+
+    Args:
+        directory: the entry directory, inside the index's folder (an index lists a local entry
+            by its path relative to that folder).
+        index: the ``index.json``.
+        name: the entry's name; default: the card's.
+
+    Returns:
+        The entry, as :func:`read_index` reads it.
+
+    Raises:
+        FileNotFoundError: the directory lacks ``card.json``, ``config.json`` or the weights.
+        ValueError: the directory is outside the index's folder, the index lists another entry
+            under that name, or the index is malformed.
+
+    Example:
+        >>> import shutil, tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = shutil.copytree(zoo_dir() / "camvid-lmp", folder / "camvid-lmp")
+        >>> entry = add_to_index(folder / "camvid-lmp", folder / "index.json")
+        >>> entry.name, sorted(entry.sha256)
+        ('camvid-lmp', ['card.json', 'config.json', 'model.safetensors'])
+    """
+    directory, index = Path(directory).resolve(), Path(index)
+    folder = index.parent.resolve()
+    if not directory.is_relative_to(folder):
+        raise ValueError(
+            f"{str(directory)!r} is not inside {str(folder)!r}, the folder of {index}: an index "
+            "lists a local entry by its path relative to that folder (for an entry elsewhere, "
+            "push it to the Hub and add its 'url')"
+        )
+    name = name or ModelCard.load(directory).name
+    entries = read_index(index) if index.is_file() else {}
+    if name in entries and entries[name].path != directory:
+        raise ValueError(
+            f"{index} already lists {name!r} ({entries[name].path or entries[name].url}); "
+            "pick another name or remove that entry first"
+        )
+    spec = index_entry(directory, folder)
+    data: dict[str, Any] = (
+        json.loads(index.read_text()) if index.is_file() else {"version": 1, "entries": {}}
+    )
+    if isinstance(data["entries"], list):
+        kept = [e for e in data["entries"] if e.get("name") != name]
+        data["entries"] = [*kept, {"name": name, **spec}]
+    else:
+        data["entries"][name] = spec
+    partial = index.with_name(index.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    partial.replace(index)
+    return read_index(index)[name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,17 +13,14 @@ import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file as load_safetensors
+from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from lmp_lightning.data.transforms import rescale_image
 from lmp_lightning.models import required_stride
-from lmp_lightning.zoo.card import ModelCard, sha256_file
+from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "SegmentationModel", "load_entry"]
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 class SegmentationModel(nn.Module):
@@ -125,8 +124,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _check_config(card: ModelCard, config: dict[str, Any], path: Path) -> type[nn.Module]:
-    """The model class; refuses a config.json that disagrees with the card."""
+def _check_config(card: ModelCard, config: dict[str, Any], path: Path) -> None:
+    """Refuses a config.json that disagrees with the card."""
     mapping: Mapping[str, type[nn.Module]] = smp.MODEL_ARCHITECTURES_MAPPING
     arch_class = mapping.get(card.architecture.lower())
     if arch_class is None:
@@ -149,27 +148,20 @@ def _check_config(card: ModelCard, config: dict[str, Any], path: Path) -> type[n
                 f"{card_key} mismatch: the card says {getattr(card, card_key)!r} but {path} "
                 f"has {config_key}={config.get(config_key)!r}"
             )
-    return arch_class
 
 
-def _verify_weights(card: ModelCard, directory: Path, expected: Mapping[str, str]) -> None:
-    """Checks the SHA-256 of every weights file against the card and ``expected``."""
-    if WEIGHTS_FILE not in card.weights_sha256:
-        raise ValueError(
-            f"card of {card.name!r} in {directory} lists no sha256 of {WEIGHTS_FILE!r}: "
-            "refusing unverifiable weights"
-        )
-    for source, digests in (("the card", card.weights_sha256), ("the zoo index", expected)):
-        for file, digest in digests.items():
-            path = directory / file
-            if not path.is_file():
-                raise FileNotFoundError(f"weights file not found: {str(path)!r}")
-            actual = sha256_file(path)
-            if actual != digest.lower():
-                raise ValueError(
-                    f"sha256 mismatch for {str(path)!r}: {source} expects {digest}, the file has "
-                    f"{actual} (corrupt, truncated or replaced; export or download it again)"
-                )
+def _verify(directory: Path, pins: Mapping[str, str], source: str) -> None:
+    """Checks the SHA-256 of every file that ``source`` (the card or the index) pins."""
+    for file, digest in pins.items():
+        path = directory / file
+        if not path.is_file():
+            raise FileNotFoundError(f"zoo entry file not found: {str(path)!r}")
+        actual = sha256_file(path)
+        if actual != digest.lower():
+            raise ValueError(
+                f"sha256 mismatch for {str(path)!r}: {source} expects {digest}, the file has "
+                f"{actual} (corrupt, truncated or replaced; export or download it again)"
+            )
 
 
 def load_entry(
@@ -177,10 +169,11 @@ def load_entry(
 ) -> SegmentationModel:
     """Loads a zoo entry directory after verifying it.
 
-    Every weights file's SHA-256 is checked against the card (and against ``expected_sha256``,
-    the zoo index's digests, when given); the card must agree with ``config.json`` on
-    architecture, encoder, input channels and classes, and the weights must have the card's
-    number of classes. Only then are the weights read.
+    Every file pinned by ``expected_sha256`` (the zoo index's digests, ``card.json`` among them)
+    and by the card (``model.safetensors``, and ``config.json`` in cards that record it) must
+    have its SHA-256, and the card must agree with ``config.json`` on architecture, encoder,
+    input channels and classes. Only then does segmentation_models_pytorch's
+    ``from_pretrained`` build the network from ``config.json`` and load the weights, strictly.
 
     Args:
         directory: the entry directory (``card.json``, ``config.json``, ``model.safetensors``).
@@ -203,32 +196,36 @@ def load_entry(
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"zoo entry directory not found: {str(directory)!r}")
+    _verify(directory, expected_sha256 or {}, "the zoo index")
     card = ModelCard.load(directory)
-    config_path = directory / CONFIG_FILE
-    config = _read_config(config_path)
-    arch_class = _check_config(card, config, config_path)
-    weights_path = directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"weights file not found: {str(weights_path)!r}")
-    _verify_weights(card, directory, expected_sha256 or {})
+    if WEIGHTS_FILE not in card.weights_sha256:
+        raise ValueError(
+            f"card of {card.name!r} in {directory} lists no sha256 of {WEIGHTS_FILE!r}: "
+            "refusing unverifiable weights"
+        )
+    _verify(directory, card.weights_sha256, "the card")
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    _check_config(card, _read_config(config_path), config_path)
     try:
-        state = load_safetensors(str(weights_path))
-    except Exception as error:  # safetensors raises its own SafetensorError
+        with safe_open(str(weights_path), "pt") as weights:  # reads the header only
+            head = "segmentation_head.0.weight"
+            shape = weights.get_slice(head).get_shape() if head in weights.keys() else None
+    except SafetensorError as error:
         raise ValueError(f"cannot read weights {str(weights_path)!r}: {error}") from None
-    head = state.get("segmentation_head.0.weight")
-    if head is not None and head.shape[0] != card.num_classes:
+    if shape is not None and shape[0] != card.num_classes:
+        # segmentation_models_pytorch would skip the head with a warning and report it missing
         raise ValueError(
             f"class count mismatch: the card says num_classes={card.num_classes} but the weights "
-            f"in {str(weights_path)!r} have {head.shape[0]} output classes"
+            f"in {str(weights_path)!r} have {shape[0]} output classes"
         )
-    kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
-    kwargs["encoder_weights"] = None  # the entry's weights replace them: download nothing
-    model = arch_class(**kwargs)
     try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
+        # huggingface_hub prints "Loading weights from local directory" on every load
+        with contextlib.redirect_stdout(io.StringIO()):
+            # encoder_weights=None: the entry's weights replace them, nothing is downloaded
+            model = smp.from_pretrained(str(directory), encoder_weights=None)
+    except RuntimeError as error:  # missing or unexpected keys
+        detail = " ".join(str(error).split())[:300]
         raise ValueError(
-            f"weights {str(weights_path)!r} do not fit the model of {str(config_path)!r}: "
-            f"{str(error)[:300]}"
+            f"weights {str(weights_path)!r} do not fit the model of {str(config_path)!r}: {detail}"
         ) from None
     return SegmentationModel(model, card)

@@ -67,9 +67,8 @@ def test_entry_within_budget(name: str) -> None:
     assert entry.path is not None, "shipped entries live in the repository"
     weights = entry.path / "model.safetensors"
     assert weights.stat().st_size <= MAX_BYTES
-    assert entry.sha256 == {
-        "model.safetensors": sha256_file(weights),
-        "card.json": sha256_file(entry.path / "card.json"),
+    assert entry.sha256 == {  # every file that a load reads
+        f: sha256_file(entry.path / f) for f in ("card.json", "config.json", "model.safetensors")
     }
     card = info(name)
     assert card["dataset"] == "camvid" and card["num_classes"] == 11

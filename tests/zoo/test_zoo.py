@@ -1,4 +1,5 @@
-"""Tests of lmp_lightning/zoo: export, index, loading, integrity and offline errors."""
+"""Tests of lmp_lightning/zoo: export, index, loading and integrity (remote entries:
+test_index.py)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,12 @@ import json
 import os
 from pathlib import Path
 
-import huggingface_hub
 import numpy as np
 import pytest
 import torch
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub import ModelCard as HubModelCard
 from lightning import Trainer
 
-import lmp_lightning.zoo.index as zoo_index
-from lmp_lightning import hub
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.reports.results import ClassResults
@@ -36,8 +34,8 @@ FAKE_WEIGHTS = {"model.safetensors": "0" * 64}
 
 
 def _pins(entry: Path) -> dict[str, str]:
-    """The digests an index pins for an entry: its weights and its card."""
-    return {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")}
+    """The digests an index pins for an entry: its card, config and weights."""
+    return {f: sha256_file(entry / f) for f in ("card.json", "config.json", "model.safetensors")}
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +80,13 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def entry(checkpoint: Path, results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The entry exported under the usual umask (safetensors alone would write -rw-------)."""
     out = tmp_path_factory.mktemp("zoo") / "fpn-demo"
-    return export_checkpoint(checkpoint, "fpn-demo", out, results=results)
+    umask = os.umask(0o022)
+    try:
+        return export_checkpoint(checkpoint, "fpn-demo", out, results=results)
+    finally:
+        os.umask(umask)
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +117,21 @@ def test_export_writes_entry(entry: Path) -> None:
     assert card["mean"] == list(IMAGENET_MEAN) and card["std"] == list(IMAGENET_STD)
     assert card["metrics"]["miou"] == 0.7 and card["metrics"]["iou"] == [0.9, 0.5, None]
     assert card["metrics"]["pixel_counts"] == [900, 90, 0]
-    assert card["weights_sha256"] == {"model.safetensors": sha256_file(entry / "model.safetensors")}
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in entry.iterdir():  # not safetensors' private -rw-------
-        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+    assert card["weights_sha256"] == {
+        f: sha256_file(entry / f) for f in ("model.safetensors", "config.json")
+    }
+    for path in entry.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
     assert card["loss"]["class_path"] == "lmp_lightning.losses.LossMaxPooling"
     assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
     assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
     assert card["license"] == "MIT" and card["source_checkpoint"] == "last.ckpt"
-    readme = (entry / "README.md").read_text()
-    assert readme.startswith("# fpn-demo") and "| car | 50.00 | 90 |" in readme
+    readme = HubModelCard.load(entry / "README.md")
+    assert readme.text.lstrip().startswith("# fpn-demo") and "| car | 50.00 | 90 |" in readme.text
+    assert readme.data.license == "mit" and readme.data.datasets == ["synthetic"]
+    assert readme.data.library_name == "segmentation-models-pytorch"
+    (result,) = readme.data.eval_results
+    assert (result.metric_type, result.metric_value) == ("mean_iou", 70.0)
     assert "optimizer" not in json.dumps(card)
 
 
@@ -193,14 +200,22 @@ def test_architecture_mismatch_refused(copy: Path) -> None:
         load(copy)
 
 
+def test_changed_config_refused(copy: Path) -> None:
+    config = copy / "config.json"
+    config.write_text(config.read_text().replace('"activation": null', '"activation": "sigmoid"'))
+    with pytest.raises(ValueError, match=r"sha256 mismatch for .*config\.json': the card"):
+        load(copy)
+
+
 def test_class_count_mismatch_refused(copy: Path) -> None:
-    for name in ("card.json", "config.json"):
-        data = json.loads((copy / name).read_text())
-        if name == "card.json":
-            data["num_classes"], data["class_names"] = 4, [*CLASSES, "sky"]
-        else:
-            data["classes"] = 4
-        (copy / name).write_text(json.dumps(data))
+    """A card and a config.json that agree (and are pinned) but not with the weights."""
+    config = json.loads((copy / "config.json").read_text())
+    config["classes"] = 4
+    (copy / "config.json").write_text(json.dumps(config))
+    card = json.loads((copy / "card.json").read_text())
+    card["num_classes"], card["class_names"] = 4, [*CLASSES, "sky"]
+    card["weights_sha256"]["config.json"] = sha256_file(copy / "config.json")
+    (copy / "card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match=r"num_classes=4 but the weights .* have 3"):
         load(copy)
 
@@ -279,89 +294,6 @@ def test_malformed_index_entries(tmp_path: Path, spec: dict, message: str) -> No
     index.write_text(json.dumps({"entries": {"bad": spec}}))
     with pytest.raises(ValueError, match=message):
         read_index(index)
-
-
-def test_repository_index_is_valid() -> None:
-    assert isinstance(list_models(), list)
-
-
-def test_hub_entry_offline_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[bool] = []
-
-    def fake_snapshot(repo_id: str, revision: str) -> str:
-        from huggingface_hub import constants
-
-        calls.append(constants.HF_HUB_OFFLINE)
-        raise LocalEntryNotFoundError("not cached")
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr(hub, "hub_reachable", lambda: False)
-    index = tmp_path / "index.json"
-    index.write_text(json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": FAKE}}}))
-    with pytest.raises(ConnectionError, match=r"hub:org/r@v1.*offline"):
-        load("r", index)
-    assert calls == [True]  # the cache only, never the network
-
-
-def test_hub_entry_from_cache(entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, revision: str(entry))
-    monkeypatch.setattr(hub, "hub_reachable", lambda: pytest.fail("went online"))
-    index = tmp_path / "index.json"
-    index.write_text(
-        json.dumps({"entries": {"r": {"url": "hub:org/r@v1", "sha256": _pins(entry)}}})
-    )
-    assert load("r", index).card.name == "fpn-demo"
-
-
-def test_https_entry_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import urllib.error
-
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise urllib.error.URLError("no network")
-
-    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", unreachable)
-    index = tmp_path / "index.json"
-    spec = {
-        "url": "https://example.org/e.tar.gz",
-        "archive_sha256": "ab" * 32,
-        "sha256": FAKE,
-    }
-    index.write_text(json.dumps({"entries": {"e": spec}}))
-    with pytest.raises(ConnectionError, match=r"https://example.org/e.tar.gz cannot be downloaded"):
-        load("e", index)
-
-
-def test_https_entry_download_and_cache(
-    entry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import io
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        tar.add(entry, arcname="fpn-demo")
-    archive = buffer.getvalue()
-    import hashlib
-
-    opened: list[str] = []
-
-    def fake_urlopen(url: str, timeout: float) -> io.BytesIO:
-        opened.append(url)
-        return io.BytesIO(archive)
-
-    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(zoo_index.urllib.request, "urlopen", fake_urlopen)
-    spec = {
-        "url": "https://example.org/fpn-demo.tar.gz",
-        "archive_sha256": hashlib.sha256(archive).hexdigest(),
-        "sha256": _pins(entry),
-    }
-    index = tmp_path / "index.json"
-    index.write_text(json.dumps({"entries": {"fpn-demo": spec}}))
-    assert load("fpn-demo", index).class_names == CLASSES
-    assert load("fpn-demo", index).class_names == CLASSES  # from the cache
-    assert opened == [spec["url"]]
 
 
 def test_card_requires_consistent_classes() -> None:

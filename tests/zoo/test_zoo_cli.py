@@ -10,6 +10,7 @@ import pytest
 
 from lmp_lightning.cli import main, run_cli
 from lmp_lightning.zoo import cli as zoo_cli
+from lmp_lightning.zoo import load
 from tests.cli_args import TINY as CLI_TINY
 
 TINY = [*CLI_TINY, "--model.arch=fpn", "--model.encoder_name=resnet18"]
@@ -32,7 +33,7 @@ def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
     (ckpt,) = run.rglob("*.ckpt")
     cli = run_cli(["validate", *TINY, f"--trainer.default_root_dir={run}", f"--ckpt_path={ckpt}"])
     (results,) = run.rglob("results_val.json")
-    entry = tmp_path / "entry"
+    entry = tmp_path / "zoo" / "tiny"
     main(
         [
             "zoo",
@@ -44,6 +45,8 @@ def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
             str(entry),
             "--results",
             str(results),
+            "--index",
+            str(tmp_path / "zoo" / "index.json"),
         ]
     )
     return ckpt, entry, float(cli.trainer.callback_metrics["val/mIoU"])
@@ -56,6 +59,7 @@ def test_export_info_and_validate_from_the_zoo(exported, tmp_path, capsys) -> No
     card = json.loads(capsys.readouterr().out)
     assert card["architecture"] == "fpn" and card["num_classes"] == 10
     assert card["metrics"]["miou"] == pytest.approx(miou)
+    assert load("tiny-fpn", tmp_path / "zoo" / "index.json").card.name == "tiny-fpn"  # --index
     # The entry is usable wherever a checkpoint is, with another loss than it was trained with.
     cli = run_cli(
         [
@@ -125,8 +129,6 @@ def test_fine_tuning_from_a_zoo_entry(exported, tmp_path, capsys) -> None:
     _, entry, miou = exported
     import torch
 
-    from lmp_lightning.zoo import load
-
     reference = load(str(entry)).model.state_dict()
     cli = run_cli(
         [
@@ -171,9 +173,17 @@ def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, cap
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    capsys.readouterr()
     main(["zoo", "export", str(ckpt), "--name", "fresh", "--out", str(tmp_path / "entry")])
     assert not list(scratch.iterdir())  # the validation's temporary folder is removed
-    capsys.readouterr()
+    hint = capsys.readouterr().out.strip().splitlines()
+    assert "not listed in a zoo index: export with --index INDEX" in hint[-2]
+    spec = json.loads("{" + hint[-1] + "}")["fresh"]  # what to add to an index by hand
+    assert spec["path"] == "entry" and sorted(spec["sha256"]) == [
+        "card.json",
+        "config.json",
+        "model.safetensors",
+    ]
     main(["zoo", "info", str(tmp_path / "entry"), "--json"])
     card = json.loads(capsys.readouterr().out)
     assert 0.0 <= card["metrics"]["miou"] <= 1.0 and len(card["metrics"]["iou"]) == 10
