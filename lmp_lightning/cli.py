@@ -39,7 +39,7 @@ from lmp_lightning.module import SegmentationModule
 from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.cli import compare_main
 from lmp_lightning.resources import config_path, list_configs
-from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, zoo_checkpoint
+from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, network_arguments
 from lmp_lightning.zoo.cli import zoo_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
@@ -103,6 +103,19 @@ NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_k
 """Model arguments that define the network: with ``--ckpt_path`` they come from the checkpoint."""
 
 
+def _saved_hyper_parameters(path: Path) -> dict[str, Any]:
+    try:
+        # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
+        saved = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
+    except Exception as error:
+        detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
+        raise InputError(
+            f"--ckpt_path: {str(path)!r} is not a readable checkpoint "
+            f"({type(error).__name__}: {detail})"
+        ) from None
+    return saved.get("hyper_parameters", {}) if isinstance(saved, dict) else {}
+
+
 class SegmentationCLI(LightningCLI):
     """LightningCLI whose data module hands ``num_classes``, ``class_names`` and
     ``ignore_index`` to the model.
@@ -143,23 +156,17 @@ class SegmentationCLI(LightningCLI):
         ckpt_path = config.get("ckpt_path")
         if not ckpt_path:
             return
-        if str(ckpt_path).startswith(ZOO_PREFIX):
-            config.ckpt_path = ckpt_path = str(zoo_checkpoint(str(ckpt_path)))
         path = Path(ckpt_path)
-        if not path.is_file():
+        if str(ckpt_path).startswith(ZOO_PREFIX):  # its weights: init_weights loads and verifies
+            hparams = network_arguments(str(ckpt_path))
+            config.model.init_weights, config.model.encoder_weights = str(ckpt_path), None
+            config.ckpt_path = None
+        elif not path.is_file():
             if str(ckpt_path) in ("last", "hpc", "best", "registry"):
                 return  # Lightning's own names
             raise InputError(f"--ckpt_path: checkpoint not found: {str(path)!r}")
-        try:
-            # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
-            saved = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
-        except Exception as error:
-            detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
-            raise InputError(
-                f"--ckpt_path: {str(path)!r} is not a readable checkpoint "
-                f"({type(error).__name__}: {detail})"
-            ) from None
-        hparams = saved.get("hyper_parameters", {}) if isinstance(saved, dict) else {}
+        else:
+            hparams = _saved_hyper_parameters(path)
         defaults = inspect.signature(SegmentationModule.__init__).parameters
         model = config.model
         for key in NETWORK_KEYS:

@@ -40,11 +40,21 @@ def _read_training_config(config: str | Path | dict[str, Any] | None, ckpt: Path
 
 
 def _sampler(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The data module's crop sampler (``data.sampler``) with the callback that steers it
+    under ``"callback"``; a run of before the data module owned the sampler: the callback."""
     callbacks = (config.get("trainer") or {}).get("callbacks") or []
-    for callback in callbacks if isinstance(callbacks, list) else []:
-        if isinstance(callback, dict) and "Sampling" in str(callback.get("class_path", "")):
-            return callback
-    return None
+    callback = next(
+        (
+            c
+            for c in (callbacks if isinstance(callbacks, list) else [])
+            if isinstance(c, dict) and "Sampling" in str(c.get("class_path", ""))
+        ),
+        None,
+    )
+    sampler = (config.get("data") or {}).get("sampler")
+    if isinstance(sampler, dict):
+        return {**sampler, **({"callback": callback} if callback else {})}
+    return callback
 
 
 def export_checkpoint(

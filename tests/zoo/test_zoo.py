@@ -62,9 +62,11 @@ def checkpoint(module: SegmentationModule, tmp_path_factory: pytest.TempPathFact
     config = {
         "model": {"loss": {"class_path": "lmp_lightning.losses.LossMaxPooling",
                            "init_args": {"p": 1.3, "m": 0.25}}},
-        "data": {"dataset": "synthetic", "crop_size": 96, "scale_range": [0.5, 1.5]},
+        "data": {"dataset": "synthetic", "crop_size": 96, "scale_range": [0.5, 1.5],
+                 "sampler": {"class_path": "lmp_lightning.sampling.CropSampling",
+                             "init_args": {"uniform_mix": 0.5}}},
         "trainer": {"callbacks": [{"class_path": "lmp_lightning.callbacks.PerformanceAwareSampling",
-                                   "init_args": {"alpha": 1.0}}]},
+                                   "init_args": {"decay": 0.5}}]},
     }  # fmt: skip
     import yaml
 
@@ -123,7 +125,9 @@ def test_export_writes_entry(entry: Path) -> None:
     for path in entry.iterdir():
         assert path.stat().st_mode & 0o777 == 0o644, path
     assert card["loss"]["class_path"] == "lmp_lightning.losses.LossMaxPooling"
-    assert card["sampler"]["class_path"].endswith("PerformanceAwareSampling")
+    assert card["sampler"]["class_path"] == "lmp_lightning.sampling.CropSampling"
+    assert card["sampler"]["init_args"] == {"uniform_mix": 0.5}
+    assert card["sampler"]["callback"]["init_args"] == {"decay": 0.5}
     assert card["dataset"] == "synthetic" and card["crop_size"] == 96 and card["split"] == "val"
     assert card["license"] == "MIT" and card["source_checkpoint"] == "last.ckpt"
     readme = HubModelCard.load(entry / "README.md")

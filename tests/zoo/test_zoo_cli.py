@@ -70,6 +70,7 @@ def test_export_info_and_validate_from_the_zoo(exported, tmp_path, capsys) -> No
         ]
     )
     assert float(cli.trainer.callback_metrics["val/mIoU"]) == pytest.approx(miou)
+    assert not (tmp_path / "cache").exists()  # no Lightning checkpoint made of the entry
 
 
 def test_zoo_checkpoint_of_a_corrupt_entry_is_refused(exported, tmp_path, capsys) -> None:
