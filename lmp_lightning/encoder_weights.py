@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lmp_lightning._hashing import sha256_file
+
 if TYPE_CHECKING:  # torch is imported where weights are loaded: reading a card needs none
     from torch import Tensor, nn
 
@@ -199,8 +201,6 @@ class PackagedWeights:
         Raises:
             ValueError: missing package, a digest mismatch, or a name or shape that does not fit.
         """
-        from lmp_lightning.zoo.card import sha256_file
-
         path = self.path()
         digest = sha256_file(path)
         if digest != self.sha256:

@@ -8,12 +8,13 @@ Hub is described and searchable there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from lmp_lightning._hashing import sha256_file
 
 __all__ = ["CARD_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "ModelCard", "sha256_file"]
 
@@ -21,36 +22,6 @@ CARD_FILE = "card.json"
 CONFIG_FILE = "config.json"
 """segmentation_models_pytorch's configuration of the network (``save_pretrained``)."""
 WEIGHTS_FILE = "model.safetensors"
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """The hexadecimal SHA-256 digest of a file, read in chunks.
-
-    Args:
-        path: the file.
-        chunk_size: bytes read at a time.
-
-    Returns:
-        64 lowercase hexadecimal digits.
-
-    Raises:
-        FileNotFoundError: no such file (the message names it).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "empty.bin"
-        >>> _ = path.write_bytes(b"")
-        >>> sha256_file(path)[:16]
-        'e3b0c44298fc1c14'
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {str(path)!r}")
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass

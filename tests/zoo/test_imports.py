@@ -37,3 +37,9 @@ def test_cli_and_module_leave_zoo_export_alone(name: str) -> None:
     zoo = {m for m in _imports(PACKAGE / f"{name}.py") if m.startswith("lmp_lightning.zoo")}
     assert zoo and not {m for m in zoo if m.startswith("lmp_lightning.zoo.export")}
     assert "lmp_lightning.zoo" not in zoo  # a module of the zoo, not the package's lazy names
+
+
+def test_the_encoder_weights_do_not_import_the_zoo() -> None:
+    """The zoo's card reads the packaged encoder weights; the digest both use lives apart."""
+    imported = _imports(PACKAGE / "encoder_weights.py")
+    assert not {m for m in imported if m.startswith("lmp_lightning.zoo")}
