@@ -21,6 +21,18 @@ from lmp_lightning.sampling import CropSampling, PerformanceAwareSampler
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _sampled_data(images: int, batch_size: int, sampler: CropSampling) -> SegmentationDataModule:
+    """Synthetic 64x80 images, crops of 32, one validation image."""
+    return SegmentationDataModule(
+        num_train_images=images,
+        num_val_images=1,
+        image_size=(64, 80),
+        crop_size=32,
+        batch_size=batch_size,
+        sampler=sampler,
+    )
+
+
 def _fit(
     tmp_path: Path, max_epochs: int, ckpt_path: str | None = None, extra: list | None = None
 ) -> list[tuple]:
@@ -34,14 +46,7 @@ def _fit(
             yield item
 
     torch.manual_seed(0)
-    data = SegmentationDataModule(
-        num_train_images=8,
-        num_val_images=1,
-        image_size=(64, 80),
-        crop_size=32,
-        batch_size=4,
-        sampler=CropSampling(cache_dir=str(tmp_path / "cache")),
-    )
+    data = _sampled_data(8, 4, CropSampling(cache_dir=str(tmp_path / "cache")))
     model = SegmentationModule(
         "fpn",
         "resnet18",
@@ -154,14 +159,7 @@ def test_the_callback_needs_the_data_modules_sampler(tmp_path: Path) -> None:
 def test_a_sampler_without_the_callback_draws_classes_uniformly(tmp_path: Path) -> None:
     """The data module's sampler alone: crops centred on classes drawn uniformly over the
     classes present (nothing steers the probabilities)."""
-    data = SegmentationDataModule(
-        num_train_images=4,
-        num_val_images=1,
-        image_size=(64, 80),
-        crop_size=32,
-        batch_size=2,
-        sampler=CropSampling(uniform_mix=0.0),
-    )
+    data = _sampled_data(4, 2, CropSampling(uniform_mix=0.0))
     data.setup("fit")
     sampler = data.train_sampler
     assert sampler is not None
