@@ -332,9 +332,14 @@ class SegmentationModule(LightningModule):
         if spec.startswith("zoo:") or Path(spec).is_dir():
             from lmp_lightning.zoo.api import load
 
-            state = load(spec.removeprefix("zoo:")).model.state_dict()
+            entry = load(spec.removeprefix("zoo:"))
+            card = entry.card
+            theirs = (card.architecture, card.encoder, card.num_classes)
+            state = entry.model.state_dict()
         elif Path(spec).is_file():
             saved = torch.load(spec, map_location="cpu", weights_only=False)
+            hp = saved.get("hyper_parameters", {})
+            theirs = (hp.get("arch"), hp.get("encoder_name"), hp.get("num_classes"))
             state = {
                 k.removeprefix("model."): v
                 for k, v in saved.get("state_dict", {}).items()
@@ -342,13 +347,24 @@ class SegmentationModule(LightningModule):
             }
         else:
             raise FileNotFoundError(f"init_weights: no zoo entry or checkpoint at {spec!r}")
+        ours = (self.hparams["arch"], self.hparams["encoder_name"], self.num_classes)
+        if None not in theirs and (str(theirs[0]).lower(), *theirs[1:]) != (
+            str(ours[0]).lower(),
+            *ours[1:],
+        ):
+            raise ValueError(
+                f"init_weights {spec!r} holds a {theirs[0]} / {theirs[1]} network with "
+                f"{theirs[2]} classes, but this model is {ours[0]} / {ours[1]} with {ours[2]} "
+                "classes: set --model.arch, --model.encoder_name and the data to match"
+            )
         try:
             self.model.load_state_dict(state)
         except RuntimeError as error:
+            detail = " ".join(str(error).split())[:300]
             raise ValueError(
                 f"init_weights {spec!r} do not fit this model (arch={self.hparams['arch']!r}, "
                 f"encoder_name={self.hparams['encoder_name']!r}, "
-                f"num_classes={self.num_classes}): {str(error)[:300]}"
+                f"num_classes={self.num_classes}): {detail}"
             ) from None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -154,7 +154,10 @@ def test_fine_tuning_from_a_zoo_entry(exported, tmp_path, capsys) -> None:
     )
     with pytest.raises(SystemExit):  # another architecture: one clear message
         main(["validate", *TINY, "--model.arch=unet", f"--model.init_weights=zoo:{entry}"])
-    assert "do not fit this model (arch='unet'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        "holds a fpn / resnet18 network with 10 classes, but this model is unet / resnet18" in err
+    )
 
 
 def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, capsys) -> None:
