@@ -5,7 +5,7 @@ files (``card.json`` and ``model.safetensors`` at least, ``config.json`` too whe
 :func:`add_to_index`) pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
 (a Hugging Face Hub repository at a pinned revision, cached by huggingface_hub) or
 ``{"url": "https://.../<entry>.tar.gz", "archive_sha256": "...", "sha256": {...}}`` (an archive
-of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``).
+of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``, or ``$XDG_CACHE_HOME``).
 """
 
 from __future__ import annotations
@@ -39,10 +39,18 @@ an installed wheel); ``LMP_ZOO_INDEX`` overrides it."""
 
 
 def cache_dir() -> Path:
-    """Where https entries are cached: ``$LMP_ZOO_CACHE`` or ``~/.cache/lmp_lightning/zoo``."""
-    return Path(
-        os.environ.get("LMP_ZOO_CACHE", Path.home() / ".cache" / "lmp_lightning" / "zoo")
-    ).expanduser()
+    """Where https entries are cached: ``$LMP_ZOO_CACHE``, else ``lmp_lightning/zoo`` in the
+    user's cache (``$XDG_CACHE_HOME``, by default ``~/.cache``), beside the class statistics.
+
+    Example:
+        >>> cache_dir().parts[-2:]
+        ('lmp_lightning', 'zoo')
+    """
+    given = os.environ.get("LMP_ZOO_CACHE")
+    if given:
+        return Path(given).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "lmp_lightning" / "zoo"
 
 
 @dataclass(frozen=True)

@@ -230,3 +230,15 @@ def test_add_to_index_of_a_list_or_a_new_index(entry: Path, tmp_path: Path) -> N
     assert list(read_index(listed)) == ["x", "a"]
     add_to_index(tmp_path / "a", tmp_path / "new.json")
     assert list_models(tmp_path / "new.json") == ["camvid-lmp"]
+
+
+def test_the_download_cache_follows_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lmp_lightning.zoo.index import cache_dir
+
+    monkeypatch.delenv("LMP_ZOO_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "lmp_lightning" / "zoo"
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
