@@ -312,6 +312,32 @@ _BOILERPLATE = (
 )
 
 
+_MOVED = {
+    "lr": "--model.optimizer.lr",
+    "momentum": "--model.optimizer.momentum",
+    "weight_decay": "--model.optimizer.weight_decay",
+    "poly_power": "--model.lr_scheduler.power",
+}
+"""Model arguments of lmp-lightning 0.1 that moved into the optimiser and the schedule."""
+
+_MOVED_PATTERN = re.compile(
+    r"(?:--model\.|Group 'model' does not accept option '|option 'model\.)"
+    r"(lr|momentum|weight_decay|poly_power)\b"
+)
+
+
+def _moved_hint(message: str) -> str:
+    """A hint for an argument that moved (``--model.lr`` is ``--model.optimizer.lr`` now)."""
+    found = _MOVED_PATTERN.search(message)
+    if found is None:
+        return message
+    name = found.group(1)
+    return (
+        f"--model.{name} (model: {name}: in a config file) is {_MOVED[name]} now: the optimiser "
+        f"and the schedule are arguments of their own (lmp-seg fit --print_config shows them)"
+    )
+
+
 def _parse_error_message(error: BaseException) -> str:
     """One line for a parsing or instantiation error: an unknown loss lists the valid ones;
     otherwise the first reason jsonargparse gives that is not its own boilerplate (an
@@ -388,7 +414,7 @@ def main(args: list[str] | None = None) -> None:
         if "Original Traceback" in str(error):  # re-raised from a loader worker
             message = str(error).strip().splitlines()[-1].split(": ", 1)[-1]
         else:
-            message = _parse_error_message(error)
+            message = _moved_hint(_parse_error_message(error))
         print(
             f"lmp-seg: error: {message}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr
         )

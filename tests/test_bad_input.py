@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from lmp_lightning.cli import main
 from lmp_lightning.losses import CenterLoss, InverseMedianFrequencyCrossEntropy
@@ -162,6 +163,12 @@ def export_into_existing(tmp: Path) -> list[str]:
     return ["zoo", "export", str(ckpt), "--name", "again", "--out", str(entry)]
 
 
+def yaml_file(tmp: Path, content: dict[str, Any]) -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(content))
+    return path
+
+
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda d: d.__setitem__(key, value)
 
@@ -183,6 +190,13 @@ CASES = [
     pytest.param(lambda t: [*fit_args(folder_data(t / "d"), t), "--data.batch_size=5"],
                  "--data.batch_size 5 is larger than the 4 training images",
                  id="batch-above-images"),
+    pytest.param(lambda t: ["fit", "--model.lr=0.1", f"--trainer.default_root_dir={t}"],
+                 r"--model\.lr \(model: lr: in a config file\) is --model\.optimizer\.lr now",
+                 id="moved-model-lr-flag"),
+    pytest.param(lambda t: ["fit", f"--config={yaml_file(t, {'model': {'poly_power': 0.9}})}",
+                            f"--trainer.default_root_dir={t}"],
+                 r"--model\.poly_power .* is --model\.lr_scheduler\.power now",
+                 id="moved-poly-power-in-yaml"),
     pytest.param(lambda t: ["fit", "--config", "camvid/lmp", f"--trainer.default_root_dir={t}"],
                  "data set CamVid reads files: pass its data directory with --data.root DIR",
                  id="camvid-recipe-without-root"),
