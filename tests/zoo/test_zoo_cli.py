@@ -16,10 +16,8 @@ from tests.cli_args import TINY as CLI_TINY
 TINY = [*CLI_TINY, "--model.arch=fpn", "--model.encoder_name=resnet18"]
 
 
-@pytest.fixture
-def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, float]:
-    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    run = tmp_path / "run"
+def _one_step_fit(run: Path, *extra: str) -> Path:
+    """A one-step fit of the tiny FPN into ``run``."""
     main(
         [
             "fit",
@@ -27,9 +25,16 @@ def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Pat
             "--trainer.max_steps=1",
             "--trainer.max_epochs=1",
             f"--trainer.default_root_dir={run}",
-            "--model.loss=CenterLoss",
+            *extra,
         ]
     )
+    return run
+
+
+@pytest.fixture
+def exported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, float]:
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    run = _one_step_fit(tmp_path / "run", "--model.loss=CenterLoss")
     (ckpt,) = run.rglob("*.ckpt")
     cli = run_cli(["validate", *TINY, f"--trainer.default_root_dir={run}", f"--ckpt_path={ckpt}"])
     (results,) = run.rglob("results_val.json")
@@ -162,16 +167,7 @@ def test_fine_tuning_from_a_zoo_entry(exported, tmp_path, capsys) -> None:
 
 def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
-    run = tmp_path / "run"
-    main(
-        [
-            "fit",
-            *TINY,
-            "--trainer.max_steps=1",
-            "--trainer.max_epochs=1",
-            f"--trainer.default_root_dir={run}",
-        ]
-    )
+    run = _one_step_fit(tmp_path / "run")
     (ckpt,) = run.rglob("*.ckpt")
     assert not list(run.rglob("results_val.json"))
     scratch = tmp_path / "tmp"
