@@ -419,10 +419,9 @@ def export(variants: list[str], results: Path, zoo: Path) -> None:
     (which applies the entry's input scale) and writes those metrics into its card, and lists it
     in ``zoo/index.json`` with its digest."""
     from lmp_lightning.reports import ClassResults
-    from lmp_lightning.zoo import ModelCard, export_checkpoint, sha256_file
+    from lmp_lightning.zoo import ModelCard, export_checkpoint
+    from lmp_lightning.zoo.index import add_to_index
 
-    index_path = zoo / "index.json"
-    index = json.loads(index_path.read_text())
     for variant in variants:
         files = [
             f
@@ -451,16 +450,12 @@ def export(variants: list[str], results: Path, zoo: Path) -> None:
         }
         card.save(out)
         (out / "README.md").write_text(card.readme())
-        index["entries"][name] = {
-            "path": name,
-            "sha256": {f: sha256_file(out / f) for f in ("model.safetensors", "card.json")},
-        }
+        add_to_index(out, zoo / "index.json", name)  # pins card, config and weights
         print(
             f"[study] {name}: {typical.name} (val mIoU {100 * mious[typical]:.2f} at 240x180, "
             f"variant mean {100 * mean:.2f}; {100 * full.miou:.2f} through segment() on "
             "full-size frames)"
         )
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
 
 
 def main() -> None:
