@@ -374,3 +374,25 @@ def test_a_demo_run_names_checkpoints_for_the_shell_and_shows_its_predictions(
     height, width = mask.shape
     assert panel.shape == (height, 3 * width, 3)
     assert np.array_equal(panel[:, width : 2 * width], label_palette()[mask])
+
+
+def test_a_configured_validation_images_callback_replaces_the_default(tmp_path: Path) -> None:
+    from lmp_lightning.callbacks import ValidationImages
+
+    cli = run_cli(
+        [
+            "fit",
+            *TINY,
+            "--trainer.max_epochs=1",
+            "--trainer.limit_train_batches=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.logger=true",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.callbacks+=lmp_lightning.callbacks.ValidationImages",
+            "--trainer.callbacks.num_images=1",
+        ]
+    )
+    (images,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, ValidationImages)]
+    assert images.num_images == 1
+    (png,) = tmp_path.rglob("val_images/*.png")  # one validation, one image
+    assert png.name == f"step{cli.trainer.global_step}-0.png"
