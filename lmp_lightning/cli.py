@@ -99,6 +99,11 @@ class KeepConfigCallback(SaveConfigCallback):
         self.already_saved = trainer.strategy.broadcast(self.already_saved)
 
 
+LIMIT_KEYS = tuple(
+    f"trainer.limit_{stage}_batches" for stage in ("train", "val", "test", "predict")
+)
+"""Trainer arguments where an int (batches) and a float (a fraction) mean different things."""
+
 NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_kwargs")
 """Model arguments that define the network: with ``--ckpt_path`` they come from the checkpoint."""
 
@@ -140,6 +145,12 @@ class SegmentationCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("num_classes", "class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
+        # Trainer annotates limit_*_batches as Union[float, int, None], so jsonargparse reads
+        # "--trainer.limit_val_batches 1" (or `1` in YAML) as 1.0, all batches. Ints first: an
+        # int is a number of batches, a float a fraction, as Lightning documents them.
+        for action in parser._actions:
+            if action.dest in LIMIT_KEYS and hasattr(action, "_typehint"):
+                action._typehint = int | float | None
         # The papers' optimisation, written out so that --print_config shows it and
         # --model.optimizer.lr changes one value of it.
         parser.set_defaults(

@@ -15,7 +15,8 @@ import torch
 import yaml
 from lightning import Callback, LightningModule, Trainer
 
-from lmp_lightning.cli import main, run_cli
+from lmp_lightning.cli import SegmentationCLI, main, run_cli
+from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.zoo import export_checkpoint
 from tests.cli_args import TINY
@@ -338,3 +339,20 @@ def test_print_config_shows_the_papers_optimisation(capsys: pytest.CaptureFixtur
     assert model["optimizer"]["init_args"]["lr"] == 0.05
     assert model["optimizer"]["init_args"]["momentum"] == 0.9
     assert model["lr_scheduler"]["class_path"] == "lmp_lightning.optim.PolyLR"
+
+
+@pytest.mark.parametrize("how", ["flag", "yaml"])
+def test_an_int_limit_is_a_number_of_batches(how: str, tmp_path: Path) -> None:
+    """Lightning's ``limit_val_batches=1`` is one batch and ``1.0`` all of them; its annotation
+    puts float first, so jsonargparse alone reads a typed ``1`` as ``1.0``."""
+    config = tmp_path / "limits.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"limit_val_batches": 1}}))
+    typed = ["--trainer.limit_val_batches=1"] if how == "flag" else [f"--config={config}"]
+    cli = SegmentationCLI(
+        SegmentationModule,
+        SegmentationDataModule,
+        args=[*typed, "--trainer.limit_test_batches=0.5", "--trainer.logger=false"],
+        run=False,
+    )
+    assert cli.trainer.limit_val_batches == 1 and type(cli.trainer.limit_val_batches) is int
+    assert cli.trainer.limit_test_batches == 0.5
