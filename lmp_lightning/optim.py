@@ -72,6 +72,15 @@ class PolyLR(PolynomialLR):
             optimizer, total_iters=total_iters or 1, power=power, last_epoch=last_epoch
         )
         self.total_iters: int | None = total_iters  # type: ignore[assignment]
+        self.fit_length = total_iters is None
+        """``total_iters`` follows the fit: it is not saved, so a fit resumed with more epochs
+        decays over its own length instead of stopping at the old one's end (rate 0)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.fit_length:
+            state.pop("total_iters", None)
+        return state
 
     def get_lr(self) -> list[float | Tensor]:
         if self.total_iters is None and self.last_epoch > 0:

@@ -356,3 +356,25 @@ def test_an_int_limit_is_a_number_of_batches(how: str, tmp_path: Path) -> None:
     )
     assert cli.trainer.limit_val_batches == 1 and type(cli.trainer.limit_val_batches) is int
     assert cli.trainer.limit_test_batches == 0.5
+
+
+def test_a_fit_resumed_with_more_steps_decays_over_its_own_length(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """PolyLR over the fit's steps does not save its length: resumed from the 2-step fit with
+    max_steps 6, the schedule runs over 6 steps (restoring the saved length of 2 would have
+    held the rate at 0 from step 2 on)."""
+    cli = run_cli(
+        [
+            "fit",
+            *SMALL,
+            "--trainer.max_steps=6",
+            f"--trainer.default_root_dir={tmp_path}",
+            f"--ckpt_path={checkpoint}",
+        ]
+    )
+    scheduler = cli.trainer.lr_scheduler_configs[0].scheduler
+    assert scheduler.total_iters == 6 and scheduler.last_epoch == 6
+    assert cli.trainer.global_step == 6
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert "total_iters" not in state["lr_schedulers"][0]
