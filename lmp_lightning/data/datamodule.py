@@ -521,10 +521,6 @@ class SegmentationDataModule(LightningDataModule):
         state: dict[str, Any] = {"epoch": int(epochs.processed), "batches": int(batches)}
         if self.train_sampler is not None:
             state["sampler"] = self.train_sampler.state_dict()
-            # draws of the stream this epoch consumed, over all processes
-            state["draws"] = (
-                int(batches) * int(self.hparams["batch_size"]) * self.trainer.world_size
-            )
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -540,8 +536,10 @@ class SegmentationDataModule(LightningDataModule):
     def _restore_sampler(self, state: dict[str, Any]) -> None:
         assert self.train_sampler is not None
         self.train_sampler.load_state_dict(state["sampler"])
-        if state.get("draws"):  # resumed mid-epoch: continue the epoch's stream where it stopped
-            self.train_sampler.skip_next(int(state["draws"]))
+        batches = int(state.get("batches", 0))
+        if batches:  # resumed mid-epoch: skip the draws the epoch used, over all processes
+            world = self.trainer.world_size if self.trainer is not None else 1
+            self.train_sampler.skip_next(batches * int(self.hparams["batch_size"]) * world)
         self._sampler_state = None
 
     def val_dataloader(self) -> DataLoader[dict[str, Tensor]]:
