@@ -3,7 +3,8 @@
 with its input checks, is the row ``ce``).
 
 Run by hand (not a test): ``python benchmarks/bench_losses.py`` (CPU, and CUDA when available).
-A second table compares the locally adaptive loss (``lall``, kernel ``--lall-kernel``) with a
+A second table compares the locally adaptive loss (``lall``, kernel ``--lall-kernel``; the row
+``lall_compiled`` is its ``backend="compiled"``, timed after its compiling first call) with a
 direct ``F.unfold`` version of the same loss, written here as a reference, on ``--lall-shape``.
 Times are medians over interleaved repeats in one run (the unfold reference is timed on its own
 after the others); the extra peak memory of one forward+backward is measured in a fresh
@@ -28,6 +29,8 @@ from lmp_lightning.losses import LOSSES, SegmentationLoss, build_loss, list_loss
 
 NUM_CLASSES_KW = {"imf_ce": lambda c: {"class_weights": torch.linspace(0.5, 2.0, c).tolist()}}
 UNFOLD = "lall_unfold"
+COMPILED = "lall_compiled"
+"""``lall`` with ``backend="compiled"``: its first call compiles, outside every measurement."""
 BASELINE = "F.cross_entropy"
 
 
@@ -50,7 +53,9 @@ class UnfoldLocallyAdaptiveLoss(SegmentationLoss):
         super().__init__(ignore_index)
         self.kernel_size, self.minkowski_k = kernel_size, minkowski_k
 
-    def compute(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def compute(
+        self, logits: torch.Tensor, target: torch.Tensor, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
         B, C, H, W = logits.shape
         k, r = self.kernel_size, self.kernel_size // 2
         z = logits.float()
@@ -85,6 +90,9 @@ def make_loss(name: str, num_classes: int, lall_kernel: int | None = None) -> to
         return UnfoldLocallyAdaptiveLoss(
             kernel_size=LALL_KERNEL if lall_kernel is None else lall_kernel
         )
+    if name == COMPILED:
+        kernel = {} if lall_kernel is None else {"kernel_size": lall_kernel}
+        return build_loss("lall", backend="compiled", **kernel)
     if name == "lall" and lall_kernel is not None:
         return build_loss(name, kernel_size=lall_kernel)
     return build_loss(name, **NUM_CLASSES_KW.get(name, lambda c: {})(num_classes))
@@ -133,6 +141,8 @@ def peak_memory_child(
     """Extra peak bytes of one forward+backward above the inputs (run in a fresh process)."""
     logits, target = make_inputs(shape, device)
     loss = make_loss(name, shape[1], lall_kernel).to(device)
+    if name == COMPILED:  # compile first: Inductor's memory is not the loss's
+        step(loss, logits, target)
     logits.grad = torch.zeros_like(logits)  # the gradient buffer is not the loss's memory
     if device == "cuda":
         torch.cuda.synchronize()
@@ -224,12 +234,13 @@ def check_unfold_agrees(shape: list[int], device: str, lall_kernel: int) -> None
     """The unfold reference and ``lall`` give the same value on the benchmark input."""
     logits, target = make_inputs(shape, device)
     with torch.no_grad():
-        ours = make_loss("lall", shape[1], lall_kernel)(logits, target).item()
         unfold = make_loss(UNFOLD, shape[1], lall_kernel)(logits, target).item()
-    print(
-        f"\nlall = {ours:.6f}, unfold reference = {unfold:.6f} (relative difference "
-        f"{abs(ours - unfold) / abs(unfold):.1e})"
-    )
+        for name in ("lall", COMPILED):
+            ours = make_loss(name, shape[1], lall_kernel)(logits, target).item()
+            print(
+                f"\n{name} = {ours:.6f}, unfold reference = {unfold:.6f} (relative difference "
+                f"{abs(ours - unfold) / abs(unfold):.1e})"
+            )
 
 
 def main() -> None:
@@ -260,6 +271,8 @@ def main() -> None:
     # Losses that take decoder features (center) need a model: bench_train_step.py covers them.
     names = args.losses or [n for n in list_losses() if not LOSSES[n].needs_features]
     names = [BASELINE, "ce", *[n for n in names if n not in ("ce", BASELINE)]]
+    if "lall" in names:
+        names.insert(names.index("lall") + 1, COMPILED)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     for device in devices:
         if device == "cuda" and not torch.cuda.is_available():
@@ -269,7 +282,7 @@ def main() -> None:
         check_unfold_agrees(args.lall_shape, device, lall_kernel)
         report(
             device,
-            [BASELINE, "ce", "lall", UNFOLD],
+            [BASELINE, "ce", "lall", COMPILED, UNFOLD],
             args.lall_shape,
             args.lall_repeats,
             lall_kernel=lall_kernel,

@@ -2,6 +2,7 @@
 
 from lmp_lightning.losses.functional.lmp import check_p, lmp_weights, loss_max_pooling, resolve_m
 from lmp_lightning.losses.functional.locally_adaptive import (
+    check_backend,
     check_kernel_size,
     check_minkowski_k,
     check_stride,
@@ -18,6 +19,7 @@ from lmp_lightning.losses.functional.pixel import (
 )
 
 __all__ = [
+    "check_backend",
     "check_kernel_size",
     "check_logits_target",
     "check_minkowski_k",

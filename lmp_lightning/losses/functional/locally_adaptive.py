@@ -23,6 +23,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 __all__ = [
+    "check_backend",
     "check_kernel_size",
     "check_minkowski_k",
     "check_stride",
@@ -323,21 +324,252 @@ class _SelectivePooling(torch.autograd.Function):
         return out.to(ctx.input_dtype), None, None, None
 
 
+def _pool_dense(
+    z: Tensor, labels: Tensor, centres: Tensor, kernel_size: int, stride: int, divide: bool
+) -> tuple[Tensor, Tensor]:
+    """Eq. (2) written as one sum over the window offsets: compiled, it is one loop that reads
+    every neighbour from the cache (:func:`_compiled`).
+
+    Args:
+        z: ``(B, C, H + 2r, W + 2r)`` values, padded by ``r = kernel_size // 2``.
+        labels: ``(B, 1, H + 2r, W + 2r)`` labels as ``z``'s dtype, -1 on the border and where
+            ignored.
+        centres: ``(B, 1, Hc, Wc)`` the labels of the centres (pixels ``(stride a, stride b)``),
+            -2 where ignored (so they keep nothing).
+        kernel_size: odd side of the window.
+        stride: spacing of the centre grid.
+        divide: divide by the number of kept neighbours (at least 1), as Eq. (2) does; without,
+            the weighted sums.
+
+    Returns:
+        ``(pooled, kept)``: ``(B, C, Hc, Wc)`` and the ``(B, 1, Hc, Wc)`` counts (at least 1).
+    """
+    Hc, Wc = centres.shape[-2:]
+    pooled = kept = None
+    for (du, dv), weight in zip(_offsets(kernel_size), _offset_weights(kernel_size)):
+        rows = slice(du, du + (Hc - 1) * stride + 1, stride)
+        cols = slice(dv, dv + (Wc - 1) * stride + 1, stride)
+        same = labels[:, :, rows, cols] == centres
+        term = torch.where(same, z[:, :, rows, cols] * weight, 0.0)
+        pooled = term if pooled is None else pooled + term
+        count = same.to(z.dtype)
+        kept = count if kept is None else kept + count
+    kept = kept.clamp(min=1.0)  # invalid centres: f = 0, their cost is dropped downstream
+    return (pooled / kept if divide else pooled), kept
+
+
+def _offsets(kernel_size: int) -> list[tuple[int, int]]:
+    """The window offsets on the padded grid, in the order of :func:`_offset_weights`."""
+    return [(du, dv) for du in range(kernel_size) for dv in range(kernel_size)]
+
+
+def _scores_padded(logits: Tensor, labels: Tensor, r: int, stride: int) -> tuple[Tensor, ...]:
+    """The standard scores padded by ``r`` with zeros, their standard deviations, the labels
+    padded with -1 (in the scores' dtype), the centres' labels (-2 where ignored) and a scalar
+    that is 0, or NaN if a logit is not finite."""
+    B, C, H, W = logits.shape
+    z = logits.to(_compute_dtype(logits))
+    mean = z.mean(1, keepdim=True)
+    d = z - mean
+    std = torch.mul(d, d).mean(1, keepdim=True).sqrt()
+    x = F.pad(d / (std + STD_EPS), (r, r, r, r))
+    padded = F.pad(labels[:, None].to(z.dtype), (r, r, r, r), value=-1.0)
+    centres = padded[:, :, r : r + H : stride, r : r + W : stride]
+    return x, std, padded, torch.where(centres < 0, -2.0, centres), mean.sum() * 0.0
+
+
+def _grid(grad_f: Tensor, kept: Tensor, padded: Tensor, r: int, stride: int) -> tuple[Tensor, ...]:
+    """The backward's input: ``grad_f / kept`` at the centres of a grid padded by ``r`` (0
+    elsewhere), and the labels of every pixel as centres (-2 where ignored)."""
+    B, _, Hp, Wp = padded.shape
+    H, W = Hp - 2 * r, Wp - 2 * r
+    q = grad_f.to(padded.dtype) / kept
+    if stride > 1:
+        grid = q.new_zeros(B, q.shape[1], H, W)
+        grid[:, :, ::stride, ::stride] = q
+        q = grid
+    centres = padded[:, :, r : r + H, r : r + W]
+    return F.pad(q, (r, r, r, r)), torch.where(centres < 0, -2.0, centres)
+
+
+def _cross_entropy(f: Tensor, centres: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. (4): the softmax cross-entropy of every merged vector against its centre's label,
+    0 at ignored centres (label -2), and the log-sum-exp the backward reuses. Both
+    ``(B, 1, Hc, Wc)``."""
+    lse = torch.logsumexp(f, 1, keepdim=True)
+    picked = f.gather(1, centres.clamp(min=0).long())
+    return torch.where(centres >= 0, lse - picked, 0.0), lse
+
+
+def _grid_cross_entropy(
+    grad_costs: Tensor,
+    f: Tensor,
+    lse: Tensor,
+    kept: Tensor,
+    centres: Tensor,
+    padded: Tensor,
+    r: int,
+    stride: int,
+) -> tuple[Tensor, ...]:
+    """:func:`_grid` of the gradient of :func:`_cross_entropy`: ``(softmax(f) - onehot) g``."""
+    classes = torch.arange(f.shape[1], device=f.device)[None, :, None, None]
+    grad = torch.where(centres >= 0, grad_costs.view_as(lse).to(f.dtype), 0.0)
+    grad_f = (torch.exp(f - lse) - (classes == centres).to(f.dtype)) * grad
+    return _grid(grad_f, kept, padded, r, stride)
+
+
+def _scores_backward(g: Tensor, x: Tensor, std: Tensor, r: int) -> Tensor:
+    """Through the standard score ``x = d / s``, ``d = z - mean``, ``s = std + eps``
+    (``std = |d| / sqrt C``): ``dL/dz = (g - mean(g)) / s - x <g, x> / (C std)``, the last term
+    0 where ``std = 0`` (as :meth:`_SelectivePooling.backward`, channels first)."""
+    C, H, W = g.shape[1], g.shape[2], g.shape[3]
+    x = x[:, :, r : r + H, r : r + W]
+    coef = torch.where(std > 0, torch.mul(g, x).sum(1, keepdim=True) / (C * std), 0.0)
+    return (g - g.mean(1, keepdim=True)) / (std + STD_EPS) - x * coef
+
+
+@functools.cache
+def _compiled(stage: str) -> Any:
+    """A stage of the compiled backend, compiled once per process (Dynamo specialises on the
+    kernel size and the stride, and recompiles for new shapes, dynamic after the first). The
+    stages are compiled apart so that the pooling reads materialised scores: fused into it,
+    the standard score would be recomputed for every window offset."""
+    stages = {
+        "scores": _scores_padded,
+        "pool": _pool_dense,
+        "grid": _grid,
+        "cross_entropy": _cross_entropy,
+        "grid_cross_entropy": _grid_cross_entropy,
+        "scores_backward": _scores_backward,
+    }
+    return torch.compile(stages[stage], fullgraph=True)
+
+
+def _run(stage: str, *args: Any) -> Any:
+    try:
+        return _compiled(stage)(*args)
+    except Exception as error:  # noqa: BLE001 - Inductor's errors have no common base class
+        if "Compil" not in type(error).__name__ and "compil" not in str(error).lower():
+            raise
+        raise RuntimeError(
+            "the locally adaptive loss with backend='compiled' needs torch.compile to work on "
+            "this machine (a C++ compiler for CPU tensors, Triton for CUDA ones); use "
+            f"backend='sparse'. torch.compile said: {str(error).splitlines()[0]}"
+        ) from error
+
+
+class _FusedSelectivePooling(torch.autograd.Function):
+    """Eq. (2) on standard scores through the compiled :func:`_pool_dense`, channels first.
+
+    The backward is the same pooling (the matrix of :class:`_SelectivePooling` is symmetric up
+    to the division by ``xi``), applied at stride 1 to ``g / xi`` placed at the centres. Saved:
+    the padded standard scores, their standard deviations, the padded labels and the counts.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, logits: Tensor, labels: Tensor, kernel_size: int, stride: int
+    ) -> tuple[Tensor, Tensor]:
+        r = kernel_size // 2
+        x, std, padded, centres, check = _run("scores", logits, labels, r, stride)
+        pooled, kept = _run("pool", x, padded, centres, kernel_size, stride, True)
+        ctx.save_for_backward(x, std, padded, kept)
+        ctx.kernel_size, ctx.stride, ctx.input_dtype = kernel_size, stride, logits.dtype
+        ctx.mark_non_differentiable(check)
+        return pooled, check  # (B, C, Hc, Wc), ()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_f: Tensor, _: Tensor) -> tuple[Tensor, None, None, None]:
+        x, std, padded, kept = ctx.saved_tensors
+        k, stride = ctx.kernel_size, ctx.stride
+        r = k // 2
+        grid, centres = _run("grid", grad_f, kept, padded, r, stride)
+        del grad_f
+        g, _ = _run("pool", grid, padded, centres, k, 1, False)
+        del grid
+        return _run("scores_backward", g, x, std, r).to(ctx.input_dtype), None, None, None
+
+
+class _FusedLocalCosts(torch.autograd.Function):
+    """Eq. (4) on the output of :class:`_FusedSelectivePooling`, with the cross-entropy inside
+    the compiled stages: its forward keeps the log-sum-exp, its backward joins the grid of the
+    pooling's backward, so no log-softmax of the merged vectors is written or read."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, logits: Tensor, labels: Tensor, kernel_size: int, stride: int
+    ) -> tuple[Tensor, Tensor]:
+        r = kernel_size // 2
+        x, std, padded, centres, check = _run("scores", logits, labels, r, stride)
+        f, kept = _run("pool", x, padded, centres, kernel_size, stride, True)
+        costs, lse = _run("cross_entropy", f, centres)
+        ctx.save_for_backward(x, std, padded, kept, centres, f, lse)
+        ctx.kernel_size, ctx.stride, ctx.input_dtype = kernel_size, stride, logits.dtype
+        ctx.mark_non_differentiable(check)
+        return costs.flatten(1), check  # (B, Hc * Wc), ()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_costs: Tensor, _: Tensor) -> tuple[Tensor, None, None, None]:
+        x, std, padded, kept, centres, f, lse = ctx.saved_tensors
+        k, stride = ctx.kernel_size, ctx.stride
+        r = k // 2
+        grid, centres = _run(
+            "grid_cross_entropy", grad_costs, f, lse, kept, centres, padded, r, stride
+        )
+        del grad_costs, f, lse
+        g, _ = _run("pool", grid, padded, centres, k, 1, False)
+        del grid
+        return _run("scores_backward", g, x, std, r).to(ctx.input_dtype), None, None, None
+
+
+BACKENDS = ("sparse", "compiled")
+
+
+def check_backend(backend: str) -> str:
+    """Validates the implementation of the selective pooling: ``"sparse"`` or ``"compiled"``.
+
+    Example:
+        >>> check_backend("compiled")
+        'compiled'
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got backend={backend!r}")
+    return backend
+
+
 def _selective_pooling_rows(
-    logits: Tensor, target: Tensor, kernel_size: int, stride: int, ignore_index: int
+    logits: Tensor,
+    target: Tensor,
+    kernel_size: int,
+    stride: int,
+    ignore_index: int,
+    backend: str = "sparse",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`selective_pooling` as ``(B, Hc * Wc, C)`` rows (channels last), the
+    """:func:`selective_pooling` as ``(B, Hc * Wc, C)`` rows (channels last from the sparse
+    backend, a view of channels-first memory from the compiled one), the
     ``(B, Hc, Wc)`` centre labels and a scalar that is 0, or NaN if a logit is not finite."""
     check_kernel_size(kernel_size)
     check_stride(stride)
+    check_backend(backend)
     target = target.long()
     labels = target.masked_fill(target == ignore_index, -1)
-    rows, check = _SelectivePooling.apply(logits, labels, kernel_size, stride)
+    if backend == "compiled":
+        pooled, check = _FusedSelectivePooling.apply(logits, labels, kernel_size, stride)
+        rows = pooled.flatten(2).transpose(1, 2)
+    else:
+        rows, check = _SelectivePooling.apply(logits, labels, kernel_size, stride)
     return rows, target[:, ::stride, ::stride], check
 
 
 def selective_pooling(
-    logits: Tensor, target: Tensor, kernel_size: int = 5, stride: int = 1, ignore_index: int = 255
+    logits: Tensor,
+    target: Tensor,
+    kernel_size: int = 5,
+    stride: int = 1,
+    ignore_index: int = 255,
+    backend: str = "sparse",
 ) -> tuple[Tensor, Tensor]:
     r"""The selective pooling filter of Eq. (2) of Guo et al. 2018 on standard scores.
 
@@ -359,6 +591,9 @@ def selective_pooling(
         kernel_size: odd side of the window.
         stride: spacing of the centre grid.
         ignore_index: label of the pixels that are neither centres nor kept neighbours.
+        backend: ``"sparse"`` (banded sparse matrix products, no compilation) or
+            ``"compiled"`` (one fused loop through ``torch.compile``: faster, but the first call
+            of each shape compiles, which needs a C++ compiler on CPU or Triton on CUDA).
 
     Returns:
         ``(f, centre_target)``: ``f`` is ``(B, C, Hc, Wc)`` with ``Hc = ceil(H / stride)``,
@@ -376,14 +611,19 @@ def selective_pooling(
         tensor([-1.5000,  1.5000])
     """
     rows, centre_target, _ = _selective_pooling_rows(
-        logits, target, kernel_size, stride, ignore_index
+        logits, target, kernel_size, stride, ignore_index, backend
     )
     B, Hc, Wc = centre_target.shape
     return rows.view(B, Hc, Wc, -1).permute(0, 3, 1, 2), centre_target
 
 
 def locally_adaptive_costs(
-    logits: Tensor, target: Tensor, kernel_size: int = 5, stride: int = 1, ignore_index: int = 255
+    logits: Tensor,
+    target: Tensor,
+    kernel_size: int = 5,
+    stride: int = 1,
+    ignore_index: int = 255,
+    backend: str = "sparse",
 ) -> tuple[Tensor, Tensor]:
     """Local costs of Eq. (4) of Guo et al. 2018: softmax cross-entropy of every centre's merged
     vector :func:`selective_pooling` against the centre's label.
@@ -394,6 +634,9 @@ def locally_adaptive_costs(
         kernel_size: odd side of the window.
         stride: spacing of the centre grid.
         ignore_index: label of the pixels that take no part.
+        backend: ``"sparse"`` (banded sparse matrix products, no compilation) or
+            ``"compiled"`` (one fused loop through ``torch.compile``: faster, but the first call
+            of each shape compiles, which needs a C++ compiler on CPU or Triton on CUDA).
 
     Returns:
         ``(costs, valid)``, both ``(B, Hc * Wc)`` over the centre grid: float32 (or better)
@@ -411,6 +654,13 @@ def locally_adaptive_costs(
         >>> costs.shape, round(costs[0, 0].item(), 4)  # 3 x 3 centres; all scores equal: log 3
         (torch.Size([2, 9]), 1.0986)
     """
+    if check_backend(backend) == "compiled":
+        check_kernel_size(kernel_size)
+        check_stride(stride)
+        target = target.long()
+        labels = target.masked_fill(target == ignore_index, -1)
+        costs, check = _FusedLocalCosts.apply(logits, labels, kernel_size, stride)
+        return costs + check, target[:, ::stride, ::stride].flatten(1) != ignore_index
     rows, centre_target, check = _selective_pooling_rows(
         logits, target, kernel_size, stride, ignore_index
     )
