@@ -303,3 +303,78 @@ def test_large_minkowski_k_stays_finite() -> None:
     valid = torch.rand(2, 9) > 0.3
     plain = (torch.where(valid, costs, 0).pow(3).sum(-1) / valid.sum(-1)).pow(1 / 3)
     torch.testing.assert_close(minkowski_pooling(costs, valid, 3.0), plain)
+
+
+# backend="compiled": the first call of every kernel size, stride and shape compiles (about a
+# minute on a cold Inductor cache), so the default run compiles one configuration; the rest is
+# slow.
+
+
+def check_compiled_against_naive(
+    shape: tuple[int, ...], kernel_size: int, stride: int, seed: int, blocky: bool = False
+) -> None:
+    logits, target = make_batch(shape, seed=seed, blocky=blocky)
+    target[-1, -1, :] = IGNORE  # a border row of ignored pixels
+    target[0, 0, 0] = 0  # at least one centre
+    loss = LocallyAdaptiveLoss(kernel_size, 3.0, stride, backend="compiled")
+    value, grad = value_and_grad(lambda x: loss(x, target), logits)
+    ref_value, ref_grad = value_and_grad(
+        lambda x: naive_loss(x, target, kernel_size, stride, 3.0), logits
+    )
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_backend_against_naive_strided() -> None:
+    check_compiled_against_naive((2, 3, 6, 7), kernel_size=3, stride=2, seed=5, blocky=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel_size", [5, 7])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_compiled_backend_against_naive(kernel_size: int, stride: int) -> None:
+    check_compiled_against_naive((2, 3, 6, 7), kernel_size, stride, seed=kernel_size, blocky=True)
+    # a second shape: Dynamo recompiles with dynamic sizes
+    check_compiled_against_naive((1, 4, 2, 9), kernel_size, stride, seed=1)
+
+
+@pytest.mark.slow
+def test_compiled_backend_float32_lmp_pooling_and_half_input() -> None:
+    """float32 and float16 logits, loss max-pooling of the costs: the compiled backend gives
+    the sparse one's value and gradient up to float32 rounding."""
+    logits, target = make_batch((2, 5, 16, 16), seed=2, blocky=True)
+    for dtype in (torch.float32, torch.float16):
+        x = logits.to(dtype)
+        for pooling in ("minkowski", "lmp"):
+            values = [
+                value_and_grad(
+                    lambda v, b=backend: LocallyAdaptiveLoss(5, pooling=pooling, backend=b)(
+                        v, target
+                    ),
+                    x,
+                )
+                for backend in ("sparse", "compiled")
+            ]
+            (v_sparse, g_sparse), (v_compiled, g_compiled) = values
+            assert g_compiled.dtype == dtype
+            assert v_compiled.item() == pytest.approx(v_sparse.item(), rel=1e-5)
+            torch.testing.assert_close(g_compiled, g_sparse, rtol=1e-3, atol=1e-5)
+
+
+def test_compiled_backend_without_a_compiler_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    def fails(*args: object) -> None:
+        raise BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), None)
+
+    monkeypatch.setattr(locally_adaptive, "_compiled", lambda stage: fails)
+    loss = LocallyAdaptiveLoss(3, backend="compiled")
+    with pytest.raises(RuntimeError, match=r"needs torch.compile.*backend='sparse'"):
+        loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match=r"backend must be one of \('sparse', 'compiled'\)"):
+        LocallyAdaptiveLoss(backend="dense")

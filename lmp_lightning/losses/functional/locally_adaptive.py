@@ -445,12 +445,20 @@ def _compiled(stage: str) -> Any:
     return torch.compile(stages[stage], fullgraph=True)
 
 
+RECOMPILE_LIMIT = 64
+"""Compiled entries per stage (Dynamo's default is 8): one per kernel size, stride, dtype and
+shape kind (static, then dynamic), so that a second loss configuration in the same process
+compiles too instead of falling back to the slow eager loop."""
+
+
 def _run(stage: str, *args: Any) -> Any:
+    import torch._dynamo.config
+    from torch._dynamo.exc import BackendCompilerFailed
+
     try:
-        return _compiled(stage)(*args)
-    except Exception as error:  # noqa: BLE001 - Inductor's errors have no common base class
-        if "Compil" not in type(error).__name__ and "compil" not in str(error).lower():
-            raise
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return _compiled(stage)(*args)
+    except BackendCompilerFailed as error:  # no C++ compiler, no Triton
         raise RuntimeError(
             "the locally adaptive loss with backend='compiled' needs torch.compile to work on "
             "this machine (a C++ compiler for CPU tensors, Triton for CUDA ones); use "
