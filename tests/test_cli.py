@@ -120,6 +120,24 @@ def test_loss_arguments_by_flag(tmp_path: Path) -> None:
     assert (cli.model.loss.p, cli.model.loss.m_pixels) == (1.7, 100)
 
 
+@pytest.mark.parametrize("source", ["flag", "yaml"])
+def test_lall_backend_by_flag_and_yaml(source: str, tmp_path: Path) -> None:
+    """``backend`` of the locally adaptive loss reaches the loss from a flag and from YAML
+    (parsed and instantiated only: the compiled backend compiles on its first call)."""
+    from lmp_lightning.cli import SegmentationCLI
+    from lmp_lightning.data import SegmentationDataModule as Data
+
+    if source == "flag":
+        loss_args = ["--model.loss=lall", "--model.loss.init_args.backend=compiled"]
+    else:
+        config = tmp_path / "loss.yaml"
+        config.write_text("model:\n  loss:\n    class_path: lall\n    init_args: {backend: compiled}\n")
+        loss_args = [f"--config={config}"]
+    cli = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *loss_args], run=False)
+    assert type(cli.model.loss).__name__ == "lall"
+    assert cli.model.loss.backend == "compiled"
+
+
 def test_data_links_to_model(tmp_path: Path) -> None:
     cli = run_cli(
         ["fit", *TINY, "--trainer.fast_dev_run=1", f"--trainer.default_root_dir={tmp_path}"]
