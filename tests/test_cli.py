@@ -131,7 +131,9 @@ def test_lall_backend_by_flag_and_yaml(source: str, tmp_path: Path) -> None:
         loss_args = ["--model.loss=lall", "--model.loss.init_args.backend=compiled"]
     else:
         config = tmp_path / "loss.yaml"
-        config.write_text("model:\n  loss:\n    class_path: lall\n    init_args: {backend: compiled}\n")
+        config.write_text(
+            "model:\n  loss:\n    class_path: lall\n    init_args: {backend: compiled}\n"
+        )
         loss_args = [f"--config={config}"]
     cli = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *loss_args], run=False)
     assert type(cli.model.loss).__name__ == "lall"

@@ -348,9 +348,9 @@ def test_compiled_backend_float32_lmp_pooling_and_half_input() -> None:
         for pooling in ("minkowski", "lmp"):
             values = [
                 value_and_grad(
-                    lambda v, b=backend: LocallyAdaptiveLoss(5, pooling=pooling, backend=b)(
-                        v, target
-                    ),
+                    lambda v, b=backend, pool=pooling: LocallyAdaptiveLoss(
+                        5, pooling=pool, backend=b
+                    )(v, target),
                     x,
                 )
                 for backend in ("sparse", "compiled")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -346,7 +347,7 @@ def _pool_dense(
     """
     Hc, Wc = centres.shape[-2:]
     pooled = kept = None
-    for (du, dv), weight in zip(_offsets(kernel_size), _offset_weights(kernel_size)):
+    for (du, dv), weight in zip(_offsets(kernel_size), _offset_weights(kernel_size), strict=True):
         rows = slice(du, du + (Hc - 1) * stride + 1, stride)
         cols = slice(dv, dv + (Wc - 1) * stride + 1, stride)
         same = labels[:, :, rows, cols] == centres
@@ -354,6 +355,7 @@ def _pool_dense(
         pooled = term if pooled is None else pooled + term
         count = same.to(z.dtype)
         kept = count if kept is None else kept + count
+    assert pooled is not None and kept is not None  # kernel_size >= 1: one offset at least
     kept = kept.clamp(min=1.0)  # invalid centres: f = 0, their cost is dropped downstream
     return (pooled / kept if divide else pooled), kept
 
@@ -367,7 +369,7 @@ def _scores_padded(logits: Tensor, labels: Tensor, r: int, stride: int) -> tuple
     """The standard scores padded by ``r`` with zeros, their standard deviations, the labels
     padded with -1 (in the scores' dtype), the centres' labels (-2 where ignored) and a scalar
     that is 0, or NaN if a logit is not finite."""
-    B, C, H, W = logits.shape
+    H, W = logits.shape[-2:]
     z = logits.to(_compute_dtype(logits))
     mean = z.mean(1, keepdim=True)
     d = z - mean
@@ -434,7 +436,7 @@ def _compiled(stage: str) -> Any:
     kernel size and the stride, and recompiles for new shapes, dynamic after the first). The
     stages are compiled apart so that the pooling reads materialised scores: fused into it,
     the standard score would be recomputed for every window offset."""
-    stages = {
+    stages: dict[str, Callable[..., Any]] = {
         "scores": _scores_padded,
         "pool": _pool_dense,
         "grid": _grid,
