@@ -272,7 +272,8 @@ def test_built_by_name_with_defaults() -> None:
 @pytest.mark.parametrize("size", [256, 512])
 def test_peak_memory_at_kernel_7_is_within_3x_cross_entropy(size: int) -> None:
     """The budget on (2, 19, size, size) against F.cross_entropy's own extra peak memory,
-    measured by the benchmark's child process (2.8x and 1.6x measured)."""
+    measured by the benchmark's child process (1.6x at 512; at 256, 2.8x in an earlier session
+    and 2.9x to 3.0x on 2026-11-22, on the same code: at the budget's line there)."""
     script = Path(__file__).parents[2] / "benchmarks" / "bench_losses.py"
 
     def peak(name: str) -> int:
