@@ -379,3 +379,15 @@ def test_compiled_backend_without_a_compiler_says_so(monkeypatch: pytest.MonkeyP
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match=r"backend must be one of \('sparse', 'compiled'\)"):
         LocallyAdaptiveLoss(backend="dense")
+
+
+@pytest.mark.slow
+def test_compiled_backend_inside_torch_compile() -> None:
+    """``torch.compile`` of the loss nests the compiled stages: same value and gradient."""
+    logits, target = make_batch((2, 4, 12, 13), seed=4, blocky=True)
+    logits = logits.float()
+    compiled = torch.compile(LocallyAdaptiveLoss(3, backend="compiled"))
+    value, grad = value_and_grad(lambda x: compiled(x, target), logits)
+    ref_value, ref_grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-5)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
