@@ -391,3 +391,31 @@ def test_compiled_backend_inside_torch_compile() -> None:
     ref_value, ref_grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
     assert value.item() == pytest.approx(ref_value.item(), rel=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_compiled_backend_with_no_working_compiler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real failure of Inductor's C++ compiler (kernel size 9, compiled nowhere else in the
+    tests, on an empty cache) is the one-line error that names the sparse backend."""
+    import torch._dynamo
+    import torch._inductor.config
+
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    torch._dynamo.reset()
+    locally_adaptive._compiled.cache_clear()
+    no_compiler = {"cpp.cxx": ("/nonexistent/g++",), "fx_graph_cache": False}
+    try:
+        with (
+            torch._inductor.config.patch(no_compiler),
+            pytest.raises(RuntimeError, match=r"backend='sparse'.*No working C\+\+ compiler"),
+        ):
+            LocallyAdaptiveLoss(9, backend="compiled")(
+                torch.randn(1, 3, 5, 6), torch.randint(0, 3, (1, 5, 6))
+            )
+    finally:
+        torch._dynamo.reset()
+        locally_adaptive._compiled.cache_clear()
