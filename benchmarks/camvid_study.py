@@ -232,6 +232,11 @@ def tuning_report(results: Path) -> str:
     return text
 
 
+def _pm(mean: float, std: float) -> str:
+    """``mean ± std``; the std is n/a for one seed."""
+    return f"{mean:.2f} ± " + ("n/a" if np.isnan(std) else f"{std:.2f}")
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=float)
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
@@ -303,7 +308,7 @@ def report(results: Path, runs_dir: Path = ROOT / "runs" / "camvid_study") -> st
         rm, rs = _mean_std([100 * _rare(r) for r in runs])
         out.append(
             f"| {label} (`{variant}`) | {', '.join(map(str, seeds))} | {per} | "
-            f"{m:.2f} ± {s:.2f} | {rm:.2f} ± {rs:.2f} | {', '.join(f'{t:.1f}' for t in minutes)} |"
+            f"{_pm(m, s)} | {_pm(rm, rs)} | {', '.join(f'{t:.1f}' for t in minutes)} |"
         )
     out += [
         "",
