@@ -95,6 +95,22 @@ def value_and_grad(fn, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return value.detach(), grad
 
 
+def assert_matches_naive(
+    loss: LocallyAdaptiveLoss,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    kernel_size: int,
+    stride: int,
+    minkowski_k: float,
+) -> None:
+    value, grad = value_and_grad(lambda x: loss(x, target), logits)
+    ref_value, ref_grad = value_and_grad(
+        lambda x: naive_loss(x, target, kernel_size, stride, minkowski_k), logits
+    )
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel_size", [3, 5, 7])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("minkowski_k", [1.0, 3.0])
@@ -102,12 +118,7 @@ def test_value_and_gradient_against_naive(kernel_size: int, stride: int, minkows
     logits, target = make_batch((2, 3, 6, 7), seed=kernel_size + 10 * stride, blocky=stride == 2)
     target[1, 0, :] = IGNORE  # a border row of ignored pixels
     loss = LocallyAdaptiveLoss(kernel_size, minkowski_k, stride)
-    value, grad = value_and_grad(lambda x: loss(x, target), logits)
-    ref_value, ref_grad = value_and_grad(
-        lambda x: naive_loss(x, target, kernel_size, stride, minkowski_k), logits
-    )
-    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    assert_matches_naive(loss, logits, target, kernel_size, stride, minkowski_k)
 
 
 @pytest.mark.parametrize(
@@ -123,13 +134,9 @@ def test_edge_shapes_against_naive(shape: tuple[int, ...], kernel_size: int, str
     logits, target = make_batch(shape, seed=3, ignored=0.0)
     if shape[0] == 2:
         target[1, 0, 0] = IGNORE
-    loss = LocallyAdaptiveLoss(kernel_size, 3.0, stride)
-    value, grad = value_and_grad(lambda x: loss(x, target), logits)
-    ref_value, ref_grad = value_and_grad(
-        lambda x: naive_loss(x, target, kernel_size, stride, 3.0), logits
+    assert_matches_naive(
+        LocallyAdaptiveLoss(kernel_size, 3.0, stride), logits, target, kernel_size, stride, 3.0
     )
-    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
 
 
 def test_one_pixel_merged_vector_is_twice_the_standard_score() -> None:
@@ -318,12 +325,7 @@ def check_compiled_against_naive(
     target[-1, -1, :] = IGNORE  # a border row of ignored pixels
     target[0, 0, 0] = 0  # at least one centre
     loss = LocallyAdaptiveLoss(kernel_size, 3.0, stride, backend="compiled")
-    value, grad = value_and_grad(lambda x: loss(x, target), logits)
-    ref_value, ref_grad = value_and_grad(
-        lambda x: naive_loss(x, target, kernel_size, stride, 3.0), logits
-    )
-    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
-    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    assert_matches_naive(loss, logits, target, kernel_size, stride, 3.0)
 
 
 def test_compiled_backend_against_naive_strided() -> None:

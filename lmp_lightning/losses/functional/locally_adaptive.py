@@ -439,7 +439,6 @@ def _compiled(stage: str) -> Any:
     stages: dict[str, Callable[..., Any]] = {
         "scores": _scores_padded,
         "pool": _pool_dense,
-        "grid": _grid,
         "cross_entropy": _cross_entropy,
         "grid_cross_entropy": _grid_cross_entropy,
         "scores_backward": _scores_backward,
@@ -468,43 +467,14 @@ def _run(stage: str, *args: Any) -> Any:
         ) from error
 
 
-class _FusedSelectivePooling(torch.autograd.Function):
-    """Eq. (2) on standard scores through the compiled :func:`_pool_dense`, channels first.
-
-    The backward is the same pooling (the matrix of :class:`_SelectivePooling` is symmetric up
-    to the division by ``xi``), applied at stride 1 to ``g / xi`` placed at the centres. Saved:
-    the padded standard scores, their standard deviations, the padded labels and the counts.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, logits: Tensor, labels: Tensor, kernel_size: int, stride: int
-    ) -> tuple[Tensor, Tensor]:
-        r = kernel_size // 2
-        x, std, padded, centres, check = _run("scores", logits, labels, r, stride)
-        pooled, kept = _run("pool", x, padded, centres, kernel_size, stride, True)
-        ctx.save_for_backward(x, std, padded, kept)
-        ctx.kernel_size, ctx.stride, ctx.input_dtype = kernel_size, stride, logits.dtype
-        ctx.mark_non_differentiable(check)
-        return pooled, check  # (B, C, Hc, Wc), ()
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_f: Tensor, _: Tensor) -> tuple[Tensor, None, None, None]:
-        x, std, padded, kept = ctx.saved_tensors
-        k, stride = ctx.kernel_size, ctx.stride
-        r = k // 2
-        grid, centres = _run("grid", grad_f, kept, padded, r, stride)
-        del grad_f
-        g, _ = _run("pool", grid, padded, centres, k, 1, False)
-        del grid
-        return _run("scores_backward", g, x, std, r).to(ctx.input_dtype), None, None, None
-
-
 class _FusedLocalCosts(torch.autograd.Function):
-    """Eq. (4) on the output of :class:`_FusedSelectivePooling`, with the cross-entropy inside
-    the compiled stages: its forward keeps the log-sum-exp, its backward joins the grid of the
-    pooling's backward, so no log-softmax of the merged vectors is written or read."""
+    """Eq. (4) on the selective pooling of :func:`_pool_dense` (channels first), with the
+    cross-entropy inside the compiled stages: the forward keeps the log-sum-exp, the backward
+    joins the cross-entropy's gradient to the grid of the pooling's backward (the same compiled
+    pooling, the matrix being symmetric up to the division by ``xi``), so no log-softmax of the
+    merged vectors is written or read. Saved: the padded standard scores, their standard
+    deviations, the padded labels, the counts, the centres' labels, the merged vectors and
+    their log-sum-exp."""
 
     @staticmethod
     def forward(
@@ -550,36 +520,20 @@ def check_backend(backend: str) -> str:
 
 
 def _selective_pooling_rows(
-    logits: Tensor,
-    target: Tensor,
-    kernel_size: int,
-    stride: int,
-    ignore_index: int,
-    backend: str = "sparse",
+    logits: Tensor, target: Tensor, kernel_size: int, stride: int, ignore_index: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`selective_pooling` as ``(B, Hc * Wc, C)`` rows (channels last from the sparse
-    backend, a view of channels-first memory from the compiled one), the
+    """:func:`selective_pooling` as ``(B, Hc * Wc, C)`` rows (channels last), the
     ``(B, Hc, Wc)`` centre labels and a scalar that is 0, or NaN if a logit is not finite."""
     check_kernel_size(kernel_size)
     check_stride(stride)
-    check_backend(backend)
     target = target.long()
     labels = target.masked_fill(target == ignore_index, -1)
-    if backend == "compiled":
-        pooled, check = _FusedSelectivePooling.apply(logits, labels, kernel_size, stride)
-        rows = pooled.flatten(2).transpose(1, 2)
-    else:
-        rows, check = _SelectivePooling.apply(logits, labels, kernel_size, stride)
+    rows, check = _SelectivePooling.apply(logits, labels, kernel_size, stride)
     return rows, target[:, ::stride, ::stride], check
 
 
 def selective_pooling(
-    logits: Tensor,
-    target: Tensor,
-    kernel_size: int = 5,
-    stride: int = 1,
-    ignore_index: int = 255,
-    backend: str = "sparse",
+    logits: Tensor, target: Tensor, kernel_size: int = 5, stride: int = 1, ignore_index: int = 255
 ) -> tuple[Tensor, Tensor]:
     r"""The selective pooling filter of Eq. (2) of Guo et al. 2018 on standard scores.
 
@@ -601,9 +555,6 @@ def selective_pooling(
         kernel_size: odd side of the window.
         stride: spacing of the centre grid.
         ignore_index: label of the pixels that are neither centres nor kept neighbours.
-        backend: ``"sparse"`` (banded sparse matrix products, no compilation) or
-            ``"compiled"`` (one fused loop through ``torch.compile``: faster, but the first call
-            of each shape compiles, which needs a C++ compiler on CPU or Triton on CUDA).
 
     Returns:
         ``(f, centre_target)``: ``f`` is ``(B, C, Hc, Wc)`` with ``Hc = ceil(H / stride)``,
@@ -621,7 +572,7 @@ def selective_pooling(
         tensor([-1.5000,  1.5000])
     """
     rows, centre_target, _ = _selective_pooling_rows(
-        logits, target, kernel_size, stride, ignore_index, backend
+        logits, target, kernel_size, stride, ignore_index
     )
     B, Hc, Wc = centre_target.shape
     return rows.view(B, Hc, Wc, -1).permute(0, 3, 1, 2), centre_target
