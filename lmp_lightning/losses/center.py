@@ -96,7 +96,7 @@ class CenterLoss(SegmentationLoss):
             self.centers = center_update(
                 features, labels, self.centers, self.alpha, self.ignore_index
             )
-        return ce + self.lambda_ * squared / max(count, 1)
+        return ce + self.lambda_ * squared / count.clamp(min=1)
 
     def _load_from_state_dict(
         self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any

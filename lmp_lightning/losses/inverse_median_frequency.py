@@ -104,8 +104,8 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
         total = F.cross_entropy(
             upcast(logits), target, weight=weights, ignore_index=self.ignore_index, reduction="sum"
         )
-        valid = target != self.ignore_index
-        denominator = weights[target.clamp(0, num_classes - 1)][valid].sum()
+        valid = target != self.ignore_index  # a product, not a mask index: no host sync
+        denominator = (weights[target.clamp(0, num_classes - 1)] * valid).sum()
         return total / denominator.clamp(min=torch.finfo(total.dtype).tiny)
 
     def extra_repr(self) -> str:

@@ -23,22 +23,23 @@ def nearest_labels(target: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(target[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-def _flatten(features: Tensor, labels: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
-    """Valid pixels' feature vectors ``(P, D)`` and labels ``(P,)``."""
+def _flatten(features: Tensor, labels: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Every pixel's feature vector ``(P, D)``, its label ``(P,)`` (0 where ignored) and whether
+    it takes part ``(P,)``: a mask rather than an index, so that no host synchronisation is
+    needed on a GPU."""
     if features.ndim != 4 or labels.shape != (features.shape[0], *features.shape[2:]):
         raise ValueError(
             f"features must be (B, D, h, w) with labels (B, h, w); got {tuple(features.shape)} "
             f"and {tuple(labels.shape)}"
         )
     vectors = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-    labels = labels.reshape(-1)
-    keep = labels != ignore_index
-    return vectors[keep], labels[keep]
+    keep = labels.reshape(-1) != ignore_index
+    return vectors, labels.reshape(-1).masked_fill(~keep, 0), keep
 
 
 def center_distances(
     features: Tensor, labels: Tensor, centers: Tensor, ignore_index: int = 255
-) -> tuple[Tensor, int]:
+) -> tuple[Tensor, Tensor]:
     """Sum of squared distances of the valid pixels' features to their class centres.
 
     The centres are constants of the gradient (Wen et al. update them by their own rule).
@@ -50,17 +51,17 @@ def center_distances(
         ignore_index: label of the pixels that take no part.
 
     Returns:
-        ``(sum of ||x_i - c_{y_i}||^2, number of valid pixels)``.
+        ``(sum of ||x_i - c_{y_i}||^2, number of valid pixels)``, both tensors.
 
     Example:
         >>> features = torch.tensor([[[[1.0, 3.0]], [[0.0, 0.0]]]])  # (1, 2, 1, 2)
         >>> center_distances(features, torch.tensor([[[0, 1]]]), torch.zeros(2, 2))
-        (tensor(10.), 2)
+        (tensor(10.), tensor(2))
     """
-    vectors, valid_labels = _flatten(features, labels, ignore_index)
+    vectors, safe_labels, keep = _flatten(features, labels, ignore_index)
     dtype = torch.promote_types(vectors.dtype, torch.float32)
-    diff = vectors.to(dtype) - centers.detach().to(dtype)[valid_labels]
-    return diff.pow(2).sum(), int(valid_labels.numel())
+    diff = vectors.to(dtype) - centers.detach().to(dtype)[safe_labels]
+    return torch.where(keep, diff.pow(2).sum(-1), 0.0).sum(), keep.sum()
 
 
 @torch.no_grad()
@@ -90,10 +91,11 @@ def center_update(
         tensor([[1.],
                 [0.]])
     """
-    vectors, valid_labels = _flatten(features.detach().to(centers.dtype), labels, ignore_index)
-    sums = torch.zeros_like(centers).index_add_(0, valid_labels, vectors)
+    vectors, safe_labels, keep = _flatten(features.detach().to(centers.dtype), labels, ignore_index)
+    kept = torch.where(keep[:, None], vectors, 0.0)
+    sums = torch.zeros_like(centers).index_add_(0, safe_labels, kept)
     counts = torch.zeros(centers.shape[0], device=centers.device, dtype=centers.dtype)
-    counts.index_add_(0, valid_labels, torch.ones_like(valid_labels, dtype=centers.dtype))
+    counts.index_add_(0, safe_labels, keep.to(centers.dtype))
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(sums)
         torch.distributed.all_reduce(counts)

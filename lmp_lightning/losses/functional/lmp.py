@@ -4,6 +4,7 @@ Semantic Image Segmentation", CVPR 2017 (Eqs. 4-5, Theorem 1, Section 3.2, Algor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -161,6 +162,23 @@ def _lmp_weights(losses: Tensor, p: float, m_t: Tensor, valid: Tensor, n: Tensor
     return w.to(out_dtype)
 
 
+@torch.compiler.disable
+def _eager_suffix_scan(scan: Callable[..., Tensor], x: Tensor) -> Tensor:
+    return scan(x.flip(-1), dim=-1).flip(-1)
+
+
+def _suffix_scan(scan: Callable[..., Tensor], x: Tensor) -> Tensor:
+    """``scan`` (``torch.cumsum`` or ``torch.logcumsumexp``) of every row from its end.
+
+    Under ``torch.compile`` on a GPU the scan runs eagerly (one graph break): Inductor's Triton
+    code for a long float64 scan fails to generate (torch 2.11, "list indices must be integers
+    or slices, not NoneType"). On CPU it is compiled with the rest.
+    """
+    if x.is_cuda and torch.compiler.is_compiling():
+        return _eager_suffix_scan(scan, x)
+    return scan(x.flip(-1), dim=-1).flip(-1)
+
+
 def _lmp_weights_p_above_one(
     losses: Tensor, valid: Tensor, n_f: Tensor, m_t: Tensor, p: float, k: int
 ) -> Tensor:
@@ -184,7 +202,7 @@ def _lmp_weights_p_above_one(
     log_top = torch.log(top.to(torch.float64).clamp(min=0.0) / scale).mul_(q)
     q_log_x = keys.clamp_(min=0.0).div_(scale.to(bulk)).log_().mul_(q)
     del keys
-    neg_inf = torch.tensor(-math.inf, dtype=torch.float64, device=device)
+    neg_inf = torch.full((), -math.inf, dtype=torch.float64, device=device)  # no host copy
     if N > k:  # log <l^q> outside the top k: shifted by its largest term, summed in float64
         shift = log_top[:, k:]
         shift = torch.where(shift > -math.inf, shift, torch.zeros_like(shift))
@@ -200,7 +218,7 @@ def _lmp_weights_p_above_one(
     # exact sign test (no epsilon). It does not increase with j while m - j > 0, so Algorithm
     # 1's walk stops at the lowest-ranked loss with eta > 0: J* is every loss above it.
     if exact:  # in the log domain: l^q spans more than float64 near p = 1
-        suffix = torch.logcumsumexp(log_top.flip(-1), dim=-1).flip(-1)  # ranks >= j
+        suffix = _suffix_scan(torch.logcumsumexp, log_top)  # ranks >= j
         suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, k + 1)
         log_rest = torch.logaddexp(suffix, log_out[:, None])  # <l^q> but the j highest
         eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :k])
@@ -208,7 +226,7 @@ def _lmp_weights_p_above_one(
         q_log_alpha = log_rest.gather(-1, k_star[:, None]) - torch.log(m_t - k_star)[:, None]
     else:  # q <= 9: (l / peak)^q >= 1e-306 for every float32 ratio that matters; linear sums
         top_q = log_top.exp()
-        suffix = top_q.flip(-1).cumsum(-1).flip(-1)  # ranks >= j, summed from the smallest
+        suffix = _suffix_scan(torch.cumsum, top_q)  # ranks >= j, summed from the smallest
         rest = torch.cat([suffix, torch.zeros_like(suffix[:, :1])], dim=-1) + log_out.exp()[:, None]
         eta_pos = (c > 0) & (c * top_q > rest[:, :k])
         k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|

@@ -152,6 +152,13 @@ def _offset_weights(kernel_size: int) -> list[float]:
     ]
 
 
+@functools.lru_cache(maxsize=8)
+def _offset_weight_tensor(kernel_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """:func:`_offset_weights` as a tensor, copied to the device once (a host-to-device copy
+    would synchronise every call on a GPU). Read only."""
+    return torch.tensor(_offset_weights(kernel_size), dtype=dtype, device=device)
+
+
 BAND_PIXELS = 16384
 """Centres per sparse matrix: a band's matrix (``kernel_size ** 2`` entries a centre) stays in
 the cache and the extra memory stays small whatever the image size."""
@@ -203,7 +210,7 @@ def _pool_rows(
     B, _, Wp = padded.shape
     _, Hc, Wc = centres.shape
     C, k, K = z.shape[-1], kernel_size, kernel_size * kernel_size
-    weights = torch.tensor(_offset_weights(k), dtype=z.dtype, device=z.device)
+    weights = _offset_weight_tensor(k, z.dtype, z.device)
     band = max(1, min(Hc, BAND_PIXELS // Wc))
     crow, columns = _band_structure(band, Wc, Wp, k, stride, z.device)
     pooled = z.new_empty(B, Hc * Wc, C)
