@@ -2,7 +2,7 @@
 
     python benchmarks/camvid_study.py run --seeds 0 1 2      # trains what is not finished yet
     python benchmarks/camvid_study.py report                 # tables, Fig. 3, Spearman
-    python benchmarks/camvid_study.py export --variants base_plus lmp   # best seeds -> zoo/
+    python benchmarks/camvid_study.py export --variants base_plus lmp   # typical seeds -> zoo/
 
 ``run`` goes seed by seed through the variants (so an interrupted study still has complete seeds).
 A run is ``lmp-seg fit --config configs/camvid/<variant>.yaml --seed_everything <seed>``, in
@@ -480,7 +480,7 @@ def main() -> None:
     rep = sub.add_parser("report", help="write summary.md, the mean results and fig3/")
     rep.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
     rep.add_argument("--tuning", action="store_true", help="the table of the tuning runs")
-    exp = sub.add_parser("export", help="the best seed of each variant into the zoo")
+    exp = sub.add_parser("export", help="each variant's seed closest to its mean into the zoo")
     exp.add_argument("--variants", nargs="+", default=["base_plus", "lmp"], choices=list(VARIANTS))
     exp.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
     exp.add_argument("--zoo", type=Path, default=ROOT / "zoo")
