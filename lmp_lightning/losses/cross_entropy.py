@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from lmp_lightning.losses.base import SegmentationLoss, register_loss
-from lmp_lightning.losses.functional.pixel import upcast
+from lmp_lightning.losses.functional.pixel import pixel_cross_entropy
 
 __all__ = ["CrossEntropy"]
 
@@ -27,7 +26,5 @@ class CrossEntropy(SegmentationLoss):
     """
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
-        total = F.cross_entropy(
-            upcast(logits), target, ignore_index=self.ignore_index, reduction="sum"
-        )
-        return total / (target != self.ignore_index).sum().clamp(min=1)
+        losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)  # fast backward
+        return losses.sum() / valid.sum().clamp(min=1)

@@ -14,6 +14,7 @@ from lmp_lightning.losses.functional import (
     lmp_weights,
     loss_max_pooling,
     median_frequency_weights,
+    pixel_cross_entropy,
     resolve_m,
 )
 from tests.losses.reference import feasible_set, generic_solver_value, reference_weights
@@ -234,3 +235,47 @@ def test_median_frequency_weights_by_hand() -> None:
     np.testing.assert_allclose(median_frequency_weights(counts).numpy(), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="per_image_counts"):
         median_frequency_weights(torch.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16])
+def test_pixel_cross_entropy_against_loops_and_pytorch(small_batch, dtype: torch.dtype) -> None:
+    """Values against explicit loops (conftest), gradients under random upstream weights against
+    autograd through ``F.cross_entropy(reduction="none")``, ignored pixels included."""
+    from tests.losses.conftest import brute_force_pixel_ce
+
+    logits64, target = small_batch
+    logits = logits64.to(dtype).requires_grad_()
+    losses, valid = pixel_cross_entropy(logits, target, 255)
+    assert losses.dtype == torch.promote_types(dtype, torch.float32)
+    assert torch.equal(valid, (target != 255).flatten(1))
+    for b, pixels in enumerate(brute_force_pixel_ce(logits.detach().double(), target, 255)):
+        expected = torch.tensor([ce for _, ce in pixels], dtype=torch.float64)
+        rtol = 1e-12 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(losses[b][valid[b]].double(), expected, rtol=rtol, atol=rtol)
+        assert torch.all(losses[b][~valid[b]] == 0)
+    weights = torch.rand(
+        losses.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    (losses.double() * weights).sum().backward()
+    reference = logits.detach().clone().requires_grad_()
+    pytorch = torch.nn.functional.cross_entropy(
+        reference.to(losses.dtype), target, ignore_index=255, reduction="none"
+    )
+    (pytorch.flatten(1).double() * weights).sum().backward()
+    assert logits.grad.dtype == dtype
+    tol = {torch.float64: 1e-12, torch.float32: 1e-6, torch.float16: 1e-3}[dtype]
+    torch.testing.assert_close(logits.grad, reference.grad, rtol=tol, atol=tol)
+
+
+def test_pixel_cross_entropy_gradcheck() -> None:
+    """Finite differences (float64), with an ignored pixel and a second use of the losses."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(2, 3, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 3, (2, 2, 3), generator=g)
+    target[0, 1, 1] = 255
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        losses, _ = pixel_cross_entropy(x, target, 255)
+        return losses * torch.exp(-losses)  # focal-like: the losses reach the output twice
+
+    assert torch.autograd.gradcheck(fn, (logits,))

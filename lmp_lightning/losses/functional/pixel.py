@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "check_logits_target",
@@ -93,24 +94,59 @@ def check_logits_target(logits: Tensor, target: Tensor, ignore_index: int) -> Te
     return target
 
 
+class _PixelCrossEntropy(torch.autograd.Function):
+    """Per-pixel cross-entropy ``-log softmax(logits)[target]`` (0 where ignored) with a backward
+    of two passes, ``softmax(logits) g`` and ``-g`` added at the target class.
+
+    PyTorch's own backward of ``F.cross_entropy(reduction="none")`` first zeroes a gradient of
+    the logits' size for the NLL step, then reads it again in the log-softmax's backward: on CPU
+    that makes forward+backward about a third slower (82 against 60 ms on ``(2, 19, 512, 512)``,
+    2 threads). The log-probabilities are saved, as autograd saves them for ``F.cross_entropy``.
+    Differentiable once (no double backward).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, logits: Tensor, target: Tensor, ignore_index: int
+    ) -> tuple[Tensor, Tensor]:
+        log_p = torch.log_softmax(logits, 1)
+        valid = target != ignore_index
+        safe = target.masked_fill(~valid, 0)[:, None]
+        losses = log_p.gather(1, safe)[:, 0].neg_().masked_fill_(~valid, 0.0)
+        ctx.save_for_backward(log_p, safe, valid)
+        ctx.mark_non_differentiable(valid)
+        return losses, valid
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor, _: Tensor) -> tuple[Tensor, None, None]:
+        log_p, safe, valid = ctx.saved_tensors
+        g = grad.masked_fill(~valid, 0.0)[:, None]
+        out = torch.exp(log_p).mul_(g)
+        return out.scatter_add_(1, safe, g.neg_()), None, None
+
+
 def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
     """Per-pixel softmax cross-entropy, flattened per image, computed in float32 or better.
 
+    The same values and gradients as ``F.cross_entropy(..., reduction="none")`` with a faster
+    backward (:class:`_PixelCrossEntropy`); differentiable once.
+
     Args:
         logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
-        target: ``(B, H, W)`` int64 labels.
+        target: ``(B, H, W)`` int64 labels in ``[0, C)`` or ``ignore_index``.
         ignore_index: label of ignored pixels; their loss is 0 and their mask entry False.
 
     Returns:
         ``(losses, valid)``, both ``(B, H * W)``.
+
+    Example:
+        >>> target = torch.tensor([[[3, 255]]])
+        >>> pixel_cross_entropy(torch.zeros(1, 4, 1, 2), target, ignore_index=255)
+        (tensor([[1.3863, 0.0000]]), tensor([[ True, False]]))
     """
-    losses = F.cross_entropy(
-        upcast(logits),
-        target,
-        ignore_index=ignore_index,
-        reduction="none",
-    )
-    return losses.flatten(1), (target != ignore_index).flatten(1)
+    losses, valid = _PixelCrossEntropy.apply(upcast(logits), target, ignore_index)
+    return losses.flatten(1), valid.flatten(1)
 
 
 def softmax_focal_loss(
