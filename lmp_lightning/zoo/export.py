@@ -129,6 +129,7 @@ def export_checkpoint(
     accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
     # LightningCLI adds its own keys (``_instantiator``, ``_class_path``): keep the arguments.
     hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
+    trained_from = hparams.get("encoder_weights")  # for the card: what training started from
     hparams["encoder_weights"] = None
     module = SegmentationModule(**hparams)
     state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("loss.")}
@@ -172,7 +173,7 @@ def export_checkpoint(
         std=[float(v) for v in data.get("std", IMAGENET_STD)],
         stride=module.stride,
         input_scale=_input_scale(data),
-        encoder_weights=hparams.get("encoder_weights"),
+        encoder_weights=trained_from,
         crop_size=data.get("crop_size"),
         scale_range=[float(v) for v in scale] if scale is not None else None,
         dataset=data.get("dataset"),

@@ -45,7 +45,7 @@ def test_network_from_card_and_training_config(
     card.save(tmp_path)
     assert network_arguments(str(tmp_path)) == {
         "arch": "deeplabv3plus",
-        "encoder_name": "mobilenet_v2",
+        "encoder_name": "tu-tf_efficientnet_lite0",
         "in_channels": 3,
         **expected,
     }

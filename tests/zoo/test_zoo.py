@@ -139,6 +139,24 @@ def test_export_writes_entry(entry: Path) -> None:
     assert "optimizer" not in json.dumps(card)
 
 
+def test_export_records_the_encoder_weights_training_started_from(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    """The card names them (the network is rebuilt without them: the entry's weights replace
+    them, nothing is loaded or downloaded)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["hyper_parameters"].get("encoder_weights") is None
+    state["hyper_parameters"]["encoder_weights"] = "imagenet"
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    pretrained = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    torch.save(state, pretrained)
+    entry = export_checkpoint(pretrained, "fpn-imagenet", tmp_path / "entry")
+    assert json.loads((entry / "card.json").read_text())["encoder_weights"] == "imagenet"
+    assert (
+        "encoder weights at the start of training: `imagenet`" in (entry / "README.md").read_text()
+    )
+
+
 def test_export_refuses_non_empty_dir(checkpoint: Path, tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("x")
     with pytest.raises(FileExistsError, match=str(tmp_path)):
