@@ -35,7 +35,7 @@ def network_arguments(name_or_path: str) -> dict[str, Any]:
 
     Example:
         >>> network_arguments("zoo:camvid-lmp")["encoder_name"]
-        'mobilenet_v2'
+        'tu-tf_efficientnet_lite0'
     """
     card = ModelCard.from_dict(info(name_or_path.removeprefix(ZOO_PREFIX)))
     model = card.training_config.get("model") or {}
