@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
@@ -129,8 +130,10 @@ class _PixelCrossEntropy(torch.autograd.Function):
 def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
     """Per-pixel softmax cross-entropy, flattened per image, computed in float32 or better.
 
-    The same values and gradients as ``F.cross_entropy(..., reduction="none")`` with a faster
-    backward (:class:`_PixelCrossEntropy`); differentiable once.
+    The same values and gradients as ``F.cross_entropy(..., reduction="none")``. On CPU with a
+    faster backward (:class:`_PixelCrossEntropy`), differentiable once; on a GPU, where the
+    kernels are launch-bound and ``scatter_add_`` has no deterministic CUDA kernel in every
+    release (``Trainer(deterministic=True)``), it is ``F.cross_entropy`` itself.
 
     Args:
         logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
@@ -145,7 +148,11 @@ def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tu
         >>> pixel_cross_entropy(torch.zeros(1, 4, 1, 2), target, ignore_index=255)
         (tensor([[1.3863, 0.0000]]), tensor([[ True, False]]))
     """
-    losses, valid = _PixelCrossEntropy.apply(upcast(logits), target, ignore_index)
+    logits = upcast(logits)
+    if logits.device.type != "cpu":  # PyTorch's own: see the note above
+        losses = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
+        return losses.flatten(1), (target != ignore_index).flatten(1)
+    losses, valid = _PixelCrossEntropy.apply(logits, target, ignore_index)
     return losses.flatten(1), valid.flatten(1)
 
 
