@@ -3,7 +3,8 @@ forward+backward time, as ratios to eager ``torch.nn.functional.cross_entropy``.
 
 Run by hand (not a test): ``python benchmarks/bench_compile.py`` (CPU; ``--device cuda`` on a
 GPU). Graph breaks are counted with ``torch._dynamo.explain``; the compiled loss is timed after
-its first call (which compiles) with the eager one interleaved, medians over ``--repeats``.
+its first call (which compiles) with the eager one interleaved, medians over ``--repeats``; its
+value and gradient must match the eager loss's (to 1e-4).
 ``center`` gets decoder-like features (``--feature-dim`` channels at a quarter of the size).
 """
 
@@ -28,7 +29,8 @@ KWARGS: dict[str, Callable[[int], dict]] = {
 
 def first_line(error: Exception) -> str:
     text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0][:80] if text else ''}"
+    line = text.splitlines()[0][:80].replace("|", "/") if text else ""  # a table cell
+    return f"{type(error).__name__}: {line}"
 
 
 def main() -> None:
@@ -88,7 +90,7 @@ def main() -> None:
         except Exception as error:  # an Inductor failure is a result too: the row says which
             print(
                 f"| {name} | {explained.graph_count} | {explained.graph_break_count} | "
-                f"compile failed: {first_line(error)} | | | | | |"
+                f"compile failed: {first_line(error)} | | | | | {'; '.join(reasons)} |"
             )
             dynamo.reset()
             continue
@@ -101,6 +103,12 @@ def main() -> None:
         e, c = statistics.median(eager_t), statistics.median(compiled_t)
         value = call(loss).item()
         gap = abs(value - call(compiled).item())
+        grads = []
+        for fn in (loss, compiled):  # the gradient too: a compiled backward can differ alone
+            logits.grad = None
+            call(fn).backward()
+            grads.append(logits.grad.clone())
+        grad_gap = float((grads[1] - grads[0]).abs().max())
         try:  # validation runs without autograd: a second graph, compiled on its first call
             with torch.no_grad():
                 call(compiled)
@@ -112,6 +120,7 @@ def main() -> None:
             f"{e / base:.2f} | {c / base:.2f} | {c / e:.2f} | {no_grad} | {'; '.join(reasons)} |"
         )
         assert gap <= 1e-4 * max(1.0, abs(value)), (name, gap)
+        assert grad_gap <= 1e-4 * float(grads[0].abs().max()), (name, "gradient", grad_gap)
         dynamo.reset()
 
 

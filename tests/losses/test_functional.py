@@ -279,3 +279,46 @@ def test_pixel_cross_entropy_gradcheck() -> None:
         return losses * torch.exp(-losses)  # focal-like: the losses reach the output twice
 
     assert torch.autograd.gradcheck(fn, (logits,))
+
+
+@pytest.mark.parametrize("name", ["ce", "lmp", "focal", "bootstrap"])
+def test_compiled_losses_have_the_eager_gradient(name: str) -> None:
+    """``torch.compile`` through the pixel cross-entropy's own backward (AOT autograd, without
+    Inductor's code generation): the same value and gradient as eager. An in-place write in its
+    forward once gave a zero compiled gradient (torch 2.11)."""
+    from lmp_lightning.losses import build_loss
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 4, 8, 8, generator=g, requires_grad=True)
+    target = torch.randint(0, 4, (2, 8, 8), generator=g)
+    target[0, 0] = 255
+    loss = build_loss(name)
+    results = []
+    for fn in (loss, torch.compile(loss, backend="aot_eager")):
+        logits.grad = None
+        value = fn(logits, target)
+        value.backward()
+        results.append((value.detach(), logits.grad.clone()))
+    assert results[0][1].abs().max() > 0
+    torch.testing.assert_close(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1])
+
+
+def test_pixel_cross_entropy_with_torch_func_and_its_mask() -> None:
+    """``torch.func.grad`` gives autograd's gradient; the returned mask is the caller's to change
+    in place; int32 labels give the int64 result."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 4, 5), generator=g)
+    target[1, 2] = 255
+
+    def total(x: torch.Tensor) -> torch.Tensor:
+        return pixel_cross_entropy(x, target, 255)[0].pow(2).sum()
+
+    x = logits.clone().requires_grad_()
+    total(x).backward()
+    torch.testing.assert_close(torch.func.grad(total)(logits), x.grad)
+    losses, valid = pixel_cross_entropy(x, target, 255)
+    valid &= losses.detach() > 1.0  # the caller's mask: nothing autograd saved
+    (losses * valid).sum().backward()
+    assert torch.equal(pixel_cross_entropy(logits, target.int(), 255)[0], losses.detach())

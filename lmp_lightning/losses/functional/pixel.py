@@ -103,28 +103,37 @@ class _PixelCrossEntropy(torch.autograd.Function):
     the logits' size for the NLL step, then reads it again in the log-softmax's backward: on CPU
     that makes forward+backward about a third slower (82 against 60 ms on ``(2, 19, 512, 512)``,
     2 threads). The log-probabilities are saved, as autograd saves them for ``F.cross_entropy``.
-    Differentiable once (no double backward).
+    Differentiable once (no double backward); ``torch.func`` transforms and ``torch.compile``
+    work (the forward writes nothing in place: an in-place write on the gathered view gave a zero
+    gradient under ``torch.compile`` in torch 2.11).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(
-        ctx: Any, logits: Tensor, target: Tensor, ignore_index: int
-    ) -> tuple[Tensor, Tensor]:
+    def forward(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, Tensor]:
         log_p = torch.log_softmax(logits, 1)
-        valid = target != ignore_index
-        safe = target.masked_fill(~valid, 0)[:, None]
-        losses = log_p.gather(1, safe)[:, 0].neg_().masked_fill_(~valid, 0.0)
-        ctx.save_for_backward(log_p, safe, valid)
-        ctx.mark_non_differentiable(valid)
-        return losses, valid
+        invalid = target == ignore_index
+        safe = target.masked_fill(invalid, 0)[:, None]
+        losses = torch.where(invalid, 0.0, log_p.gather(1, safe)[:, 0].neg())
+        return losses, ~invalid, log_p
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        _, target, ignore_index = inputs
+        _, valid, log_p = output
+        ctx.mark_non_differentiable(valid, log_p)
+        ctx.save_for_backward(log_p, target)
+        ctx.ignore_index = ignore_index
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor, _: Tensor) -> tuple[Tensor, None, None]:
-        log_p, safe, valid = ctx.saved_tensors
-        g = grad.masked_fill(~valid, 0.0)[:, None]
+    def backward(ctx: Any, grad: Tensor, *_: Tensor) -> tuple[Tensor, None, None]:
+        log_p, target = ctx.saved_tensors
+        invalid = target == ctx.ignore_index
+        g = grad.masked_fill(invalid, 0.0)[:, None]
         out = torch.exp(log_p).mul_(g)
-        return out.scatter_add_(1, safe, g.neg_()), None, None
+        return out.scatter_add_(1, target.masked_fill(invalid, 0)[:, None], g.neg_()), None, None
 
 
 def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
@@ -137,7 +146,7 @@ def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tu
 
     Args:
         logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
-        target: ``(B, H, W)`` int64 labels in ``[0, C)`` or ``ignore_index``.
+        target: ``(B, H, W)`` integer labels in ``[0, C)`` or ``ignore_index``.
         ignore_index: label of ignored pixels; their loss is 0 and their mask entry False.
 
     Returns:
@@ -148,11 +157,11 @@ def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tu
         >>> pixel_cross_entropy(torch.zeros(1, 4, 1, 2), target, ignore_index=255)
         (tensor([[1.3863, 0.0000]]), tensor([[ True, False]]))
     """
-    logits = upcast(logits)
+    logits, target = upcast(logits), target.long()
     if logits.device.type != "cpu":  # PyTorch's own: see the note above
         losses = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
         return losses.flatten(1), (target != ignore_index).flatten(1)
-    losses, valid = _PixelCrossEntropy.apply(logits, target, ignore_index)
+    losses, valid, _ = _PixelCrossEntropy.apply(logits, target, ignore_index)
     return losses.flatten(1), valid.flatten(1)
 
 
