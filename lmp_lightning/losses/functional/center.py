@@ -33,8 +33,9 @@ def _flatten(features: Tensor, labels: Tensor, ignore_index: int) -> tuple[Tenso
             f"and {tuple(labels.shape)}"
         )
     vectors = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-    keep = labels.reshape(-1) != ignore_index
-    return vectors, labels.reshape(-1).masked_fill(~keep, 0), keep
+    labels = labels.reshape(-1)
+    keep = labels != ignore_index
+    return vectors, labels.masked_fill(~keep, 0), keep
 
 
 def center_distances(

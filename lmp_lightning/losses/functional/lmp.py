@@ -162,21 +162,21 @@ def _lmp_weights(losses: Tensor, p: float, m_t: Tensor, valid: Tensor, n: Tensor
     return w.to(out_dtype)
 
 
-@torch.compiler.disable
-def _eager_suffix_scan(scan: Callable[..., Tensor], x: Tensor) -> Tensor:
+def _reverse_scan(scan: Callable[..., Tensor], x: Tensor) -> Tensor:
+    """``scan`` (``torch.cumsum`` or ``torch.logcumsumexp``) of every row from its end."""
     return scan(x.flip(-1), dim=-1).flip(-1)
+
+
+_eager_reverse_scan = torch.compiler.disable(_reverse_scan)
 
 
 def _suffix_scan(scan: Callable[..., Tensor], x: Tensor) -> Tensor:
-    """``scan`` (``torch.cumsum`` or ``torch.logcumsumexp``) of every row from its end.
-
-    Under ``torch.compile`` on a GPU the scan runs eagerly (one graph break): Inductor's Triton
-    code for a long float64 scan fails to generate (torch 2.11, "list indices must be integers
-    or slices, not NoneType"). On CPU it is compiled with the rest.
-    """
+    """:func:`_reverse_scan`; under ``torch.compile`` on a GPU it runs eagerly (one graph
+    break): Inductor's Triton code for a long float64 scan fails to generate (torch 2.11, "list
+    indices must be integers or slices, not NoneType"). On CPU it is compiled with the rest."""
     if x.is_cuda and torch.compiler.is_compiling():
-        return _eager_suffix_scan(scan, x)
-    return scan(x.flip(-1), dim=-1).flip(-1)
+        return _eager_reverse_scan(scan, x)
+    return _reverse_scan(scan, x)
 
 
 def _lmp_weights_p_above_one(
