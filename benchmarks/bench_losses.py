@@ -261,7 +261,7 @@ def main() -> None:
     parser.add_argument(
         "--lall-shape", type=int, nargs=4, default=[2, 19, 256, 256], metavar=("B", "C", "H", "W")
     )
-    parser.add_argument("--lall-repeats", type=int, default=5)
+    parser.add_argument("--lall-repeats", type=int, default=15)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:

@@ -2,7 +2,10 @@
 
 Run by hand (not a test): ``python benchmarks/bench_train_step.py`` (CPU, and CUDA when
 available). One step is forward, loss, backward and an SGD update of DeepLabV3+ / MobileNetV2 on
-512x512 crops; the losses' steps are interleaved and the median over repeats is reported.
+512x512 crops. The losses' steps are interleaved, in reversed order every other repeat (so that
+neither loss always runs first after the other); the table gives each loss's median step and the
+median (with the quartiles) of its per-repeat ratio to the first loss, paired within a repeat so
+that slow drift of the machine cancels.
 """
 
 from __future__ import annotations
@@ -72,20 +75,27 @@ def run(args: argparse.Namespace, device: str) -> None:
     for name in modules:  # warm-up
         step(name)
     times: dict[str, list[float]] = {name: [] for name in modules}
-    for _ in range(args.repeats):
-        for name in modules:
+    for r in range(args.repeats):
+        for name in list(modules)[:: 1 if r % 2 == 0 else -1]:
             times[name].append(step(name))
     median = {name: statistics.median(t) for name, t in times.items()}
-    base = median[args.losses[0]]
+    first = args.losses[0]
+    paired = {
+        name: [a / b for a, b in zip(t, times[first], strict=True)] for name, t in times.items()
+    }
     print(
         f"\n### {device}: {args.arch} / {args.encoder}, batch {args.batch_size} x "
         f"{args.crop}x{args.crop}, {args.classes} classes, median of {args.repeats} steps"
     )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print(f"| loss | step (s) | images / s | step / {args.losses[0]} |")
-    print("|---|---:|---:|---:|")
+    print(f"| loss | step (s) | images / s | step / {first}, paired | quartiles |")
+    print("|---|---:|---:|---:|---|")
     for name, t in median.items():
-        print(f"| {name} | {t:.3f} | {args.batch_size / t:.2f} | {t / base:.3f} |")
+        low, mid, high = statistics.quantiles(paired[name], n=4)
+        print(
+            f"| {name} | {t:.3f} | {args.batch_size / t:.2f} | {mid:.3f} | "
+            f"[{low:.3f}, {high:.3f}] |"
+        )
 
 
 if __name__ == "__main__":
