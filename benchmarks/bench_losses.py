@@ -6,10 +6,12 @@ Run by hand (not a test): ``python benchmarks/bench_losses.py`` (CPU, and CUDA w
 A second table compares the locally adaptive loss (``lall``, kernel ``--lall-kernel``; the row
 ``lall_compiled`` is its ``backend="compiled"``, timed after its compiling first call) with a
 direct ``F.unfold`` version of the same loss, written here as a reference, on ``--lall-shape``.
-Times are medians over interleaved repeats in one run (the unfold reference is timed on its own
-after the others); the extra peak memory of one forward+backward is measured in a fresh
-subprocess per loss on CPU (growth of the peak resident set size, reset through
-/proc/self/clear_refs, Linux only) and with ``torch.cuda.max_memory_allocated`` on CUDA.
+Times are medians over interleaved repeats in one run, and each ratio to ``F.cross_entropy`` is
+the median of the per-repeat ratios (paired, so that the machine's drift cancels; the unfold
+reference, timed on its own after the others, is divided by the median instead). The extra peak
+memory of one forward+backward is measured in a fresh subprocess per loss on CPU (growth of the
+peak resident set size, reset through /proc/self/clear_refs, Linux only) and with
+``torch.cuda.max_memory_allocated`` on CUDA.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def sync(device: str) -> None:
 
 def time_all(
     names: list[str], shape: list[int], device: str, repeats: int, lall_kernel: int | None = None
-) -> dict[str, float]:
+) -> dict[str, list[float]]:
+    """Every loss's forward+backward times (seconds), one per repeat, interleaved."""
     logits, target = make_inputs(shape, device)
     losses = {name: make_loss(name, shape[1], lall_kernel).to(device) for name in names}
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -132,7 +135,7 @@ def time_all(
             step(losses[name], logits, target)
             sync(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def peak_memory_child(
@@ -203,9 +206,16 @@ def report(
 ) -> None:
     # The unfold reference allocates kernel_size^2 copies of the logits: timed on its own after
     # the others, so that its page faults and cache misses do not land on their passes.
-    times = time_all([n for n in names if n != UNFOLD], shape, device, repeats, lall_kernel)
+    runs = time_all([n for n in names if n != UNFOLD], shape, device, repeats, lall_kernel)
+    # The ratio to F.cross_entropy is the median of per-repeat ratios: paired within a repeat,
+    # the machine's drift (F.cross_entropy's own time moves by tens of percent here) cancels.
+    ratio = {
+        name: statistics.median(a / b for a, b in zip(t, runs[BASELINE], strict=True))
+        for name, t in runs.items()
+    }
     if UNFOLD in names:
-        times.update(time_all([UNFOLD], shape, device, repeats, lall_kernel))
+        runs.update(time_all([UNFOLD], shape, device, repeats, lall_kernel))
+    times = {name: statistics.median(t) for name, t in runs.items()}
     memory = {name: measure(name, shape, device, lall_kernel) for name in names}
     base_t, base_m = times[BASELINE], memory[BASELINE]
     title = "" if lall_kernel is None else f", lall kernel_size={lall_kernel}"
@@ -222,7 +232,7 @@ def report(
     print("|---|---:|---:|---:|---:|" + ("---:|---:|" if unfold else ""))
     for name in names:
         row = (
-            f"| {name} | {times[name] * 1e3:.1f} | {times[name] / base_t:.2f} | "
+            f"| {name} | {times[name] * 1e3:.1f} | {ratio.get(name, times[name] / base_t):.2f} | "
             f"{memory[name] / 2**20:.0f} | {memory[name] / base_m:.2f} |"
         )
         if unfold:
