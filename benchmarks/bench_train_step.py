@@ -2,10 +2,10 @@
 
 Run by hand (not a test): ``python benchmarks/bench_train_step.py`` (CPU, and CUDA when
 available). One step is forward, loss, backward and an SGD update of DeepLabV3+ / MobileNetV2 on
-512x512 crops. The losses' steps are interleaved, in reversed order every other repeat (so that
-neither loss always runs first after the other); the table gives each loss's median step and the
-median (with the quartiles) of its per-repeat ratio to the first loss, paired within a repeat so
-that slow drift of the machine cancels.
+512x512 crops, one network and optimizer for every loss. The losses' steps are interleaved, in
+reversed order every other repeat (so that neither loss always runs first after the other); the
+table gives each loss's median step and the median (with the quartiles) of its per-repeat ratio
+to the first loss, paired within a repeat so that slow drift of the machine cancels.
 """
 
 from __future__ import annotations
@@ -40,20 +40,13 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, device: str) -> None:
-    modules, optimizers = {}, {}
-    for name in args.losses:  # the same initial weights for every loss
-        torch.manual_seed(0)
-        module = (
-            SegmentationModule(
-                args.arch, args.encoder, num_classes=args.classes, loss=build_loss(name)
-            )
-            .to(device)
-            .train()
-        )
-        modules[name] = module
-        optimizers[name] = torch.optim.SGD(
-            module.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4
-        )
+    # One network and one optimizer for every loss, so that the steps differ by the loss alone
+    # (two copies of the network would sit at different places in memory and caches).
+    torch.manual_seed(0)
+    module = SegmentationModule(args.arch, args.encoder, num_classes=args.classes).to(device)
+    module.train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    losses = {name: build_loss(name).to(device) for name in args.losses}
     g = torch.Generator().manual_seed(0)
     image = torch.randn(args.batch_size, 3, args.crop, args.crop, generator=g).to(device)
     target = torch.randint(0, args.classes, (args.batch_size, args.crop, args.crop), generator=g)
@@ -64,19 +57,18 @@ def run(args: argparse.Namespace, device: str) -> None:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        module, optimizer = modules[name], optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        module.loss(module(image), target).backward()
+        losses[name](module(image), target).backward()
         optimizer.step()
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    for name in modules:  # warm-up
+    for name in losses:  # warm-up
         step(name)
-    times: dict[str, list[float]] = {name: [] for name in modules}
+    times: dict[str, list[float]] = {name: [] for name in losses}
     for r in range(args.repeats):
-        for name in list(modules)[:: 1 if r % 2 == 0 else -1]:
+        for name in list(losses)[:: 1 if r % 2 == 0 else -1]:
             times[name].append(step(name))
     median = {name: statistics.median(t) for name, t in times.items()}
     first = args.losses[0]
