@@ -27,7 +27,7 @@ MAX_BYTES = 20 * 2**20
 
 
 def test_the_study_ships_entries() -> None:
-    assert {"camvid-base-plus", "camvid-lmp"} <= set(SHIPPED)
+    assert {"camvid-base-plus", "camvid-lmp", "camvid-lall"} <= set(SHIPPED)
 
 
 def test_entries_load_with_the_network_blocked() -> None:
