@@ -334,7 +334,7 @@ class _SelectivePooling(torch.autograd.Function):
 
 def _pool_dense(
     z: Tensor, labels: Tensor, centres: Tensor, kernel_size: int, stride: int, divide: bool
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None]:
     """Eq. (2) written as one sum over the window offsets: compiled, it is one loop that reads
     every neighbour from the cache (:func:`_compiled`).
 
@@ -350,7 +350,9 @@ def _pool_dense(
             the weighted sums.
 
     Returns:
-        ``(pooled, kept)``: ``(B, C, Hc, Wc)`` and the ``(B, 1, Hc, Wc)`` counts (at least 1).
+        ``(pooled, kept)``: ``(B, C, Hc, Wc)`` and the ``(B, 1, Hc, Wc)`` counts (at least 1);
+        ``kept`` is None without ``divide`` (the backward needs only the sums, and the compiled
+        graph then drops the counting).
     """
     Hc, Wc = centres.shape[-2:]
     pooled = kept = None
@@ -363,8 +365,10 @@ def _pool_dense(
         count = same.to(z.dtype)
         kept = count if kept is None else kept + count
     assert pooled is not None and kept is not None  # kernel_size >= 1: one offset at least
+    if not divide:
+        return pooled, None
     kept = kept.clamp(min=1.0)  # invalid centres: f = 0, their cost is dropped downstream
-    return (pooled / kept if divide else pooled), kept
+    return pooled / kept, kept
 
 
 def _offsets(kernel_size: int) -> list[tuple[int, int]]:
