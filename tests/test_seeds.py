@@ -137,9 +137,21 @@ def _cut(folder_data: Path, out: Path, cut: str, common: list[str]) -> list[tupl
     return list(RecordBatches.seen)
 
 
-@pytest.mark.parametrize("cut", ["epoch-end", "mid-epoch"])
-@pytest.mark.parametrize("workers", [0, 1])
-@pytest.mark.parametrize("sampler", [[], SAMPLER], ids=["plain", "sampler"])
+def _resume_cases() -> list[Any]:
+    """Every (sampler, workers, cut): the default run keeps the simplest and the hardest (the
+    sampler, a worker process, a SIGTERM in mid-epoch); the other six are slow (100 s)."""
+    cases = []
+    for sampler, sampler_id in (([], "plain"), (SAMPLER, "sampler")):
+        for workers in (0, 1):
+            for cut in ("epoch-end", "mid-epoch"):
+                case = f"{sampler_id}-{workers}-{cut}"
+                default = case in ("plain-0-epoch-end", "sampler-1-mid-epoch")
+                marks = () if default else (pytest.mark.slow,)
+                cases.append(pytest.param(workers, sampler, cut, id=case, marks=marks))
+    return cases
+
+
+@pytest.mark.parametrize(("workers", "sampler", "cut"), _resume_cases())
 def test_a_resumed_run_sees_the_batches_of_an_uninterrupted_run(
     folder_data: Path, tmp_path: Path, workers: int, sampler: list[str], cut: str
 ) -> None:
