@@ -351,8 +351,8 @@ def _pool_dense(
 
     Returns:
         ``(pooled, kept)``: ``(B, C, Hc, Wc)`` and the ``(B, 1, Hc, Wc)`` counts (at least 1);
-        ``kept`` is None without ``divide`` (the backward needs only the sums, and the compiled
-        graph then drops the counting).
+        ``kept`` is None without ``divide`` (the backward needs only the sums: nothing is
+        counted then).
     """
     Hc, Wc = centres.shape[-2:]
     pooled = kept = None
@@ -362,10 +362,11 @@ def _pool_dense(
         same = labels[:, :, rows, cols] == centres
         term = torch.where(same, z[:, :, rows, cols] * weight, 0.0)
         pooled = term if pooled is None else pooled + term
-        count = same.to(z.dtype)
-        kept = count if kept is None else kept + count
-    assert pooled is not None and kept is not None  # kernel_size >= 1: one offset at least
-    if not divide:
+        if divide:  # the backward needs only the sums
+            count = same.to(z.dtype)
+            kept = count if kept is None else kept + count
+    assert pooled is not None  # kernel_size >= 1: one offset at least
+    if kept is None:
         return pooled, None
     kept = kept.clamp(min=1.0)  # invalid centres: f = 0, their cost is dropped downstream
     return pooled / kept, kept
