@@ -16,7 +16,7 @@ from lmp_lightning.losses import SegmentationLoss, build_loss, list_losses
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 CONFIGS = [(name, {}) for name in list_losses()] + [
-    ("lall", {"kernel_size": 7}),
+    ("lall", {"kernel_size": 7, "backend": "sparse"}),
     ("lall", {"backend": "compiled"}),
 ]
 IDS = [name + "".join(f"-{k}={v}" for k, v in kw.items()) for name, kw in CONFIGS]

@@ -53,11 +53,13 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         m: loss max-pooling's minimum number of supported centres, as a fraction in ``(0, 1]``
             of each image's valid centres (used with ``pooling="lmp"``).
         m_pixels: the same as an absolute count ``>= 1``; it replaces ``m``.
-        backend: how the selective pooling runs: ``"sparse"`` (banded sparse matrix products,
-            nothing to compile) or ``"compiled"`` (one fused loop through ``torch.compile``,
-            about 2x faster on CPU; the first call of each input shape compiles for tens of
-            seconds, which needs a C++ compiler for CPU tensors or Triton for CUDA ones). Both
-            give the same value and gradient up to float rounding.
+        backend: how the selective pooling runs: ``"compiled"`` (one fused loop through
+            ``torch.compile``; the first call of each input shape compiles, for about a minute
+            on a cold Inductor cache, which needs a C++ compiler for CPU tensors or Triton for
+            CUDA ones), ``"sparse"`` (banded sparse matrix products, nothing to compile, 2 to
+            3 times slower) or ``"auto"``: compiled where ``torch.compile`` works, else sparse
+            (after one warning the first time compiling fails on a device type). All give the
+            same value and gradient up to float rounding.
 
     Raises:
         ValueError: ``kernel_size`` even or below 1, ``minkowski_k`` below 1, ``stride`` below
@@ -67,7 +69,7 @@ class LocallyAdaptiveLoss(SegmentationLoss):
 
     Example:
         >>> import torch
-        >>> loss = LocallyAdaptiveLoss(kernel_size=3)
+        >>> loss = LocallyAdaptiveLoss(kernel_size=3, backend="sparse")  # nothing to compile
         >>> logits = torch.zeros(2, 3, 4, 4, requires_grad=True)
         >>> value = loss(logits, torch.randint(0, 3, (2, 4, 4)))
         >>> value.backward()
@@ -86,7 +88,7 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         p: float = 1.3,
         m: float = 0.25,
         m_pixels: int | None = None,
-        backend: Literal["sparse", "compiled"] = "sparse",
+        backend: Literal["auto", "sparse", "compiled"] = "auto",
     ) -> None:
         super().__init__(ignore_index, validate_args)
         self.kernel_size = check_kernel_size(kernel_size)
@@ -116,7 +118,7 @@ class LocallyAdaptiveLoss(SegmentationLoss):
             if self.pooling == "lmp"
             else f"pooling='minkowski', minkowski_k={self.minkowski_k:g}"
         )
-        backend = ", backend='compiled'" if self.backend == "compiled" else ""
+        backend = f", backend={self.backend!r}" if self.backend != "auto" else ""
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, {pooling}, "
             f"ignore_index={self.ignore_index}{backend}"

@@ -21,6 +21,13 @@ from lmp_lightning.losses.functional import lmp_weights, selective_pooling
 IGNORE = 255
 
 
+def sparse_loss(*args: object, **kwargs: object) -> LocallyAdaptiveLoss:
+    """The loss with ``backend="sparse"``: the default ``"auto"`` compiles on its first call of
+    every configuration (about a minute on a cold cache), so the default run checks the sparse
+    backend on every case and the compiled one on a few (below)."""
+    return LocallyAdaptiveLoss(*args, backend="sparse", **kwargs)  # type: ignore[arg-type]
+
+
 def naive_costs(
     logits: torch.Tensor, target: torch.Tensor, kernel_size: int, stride: int
 ) -> list[list[torch.Tensor]]:
@@ -117,7 +124,7 @@ def assert_matches_naive(
 def test_value_and_gradient_against_naive(kernel_size: int, stride: int, minkowski_k: float):
     logits, target = make_batch((2, 3, 6, 7), seed=kernel_size + 10 * stride, blocky=stride == 2)
     target[1, 0, :] = IGNORE  # a border row of ignored pixels
-    loss = LocallyAdaptiveLoss(kernel_size, minkowski_k, stride)
+    loss = sparse_loss(kernel_size, minkowski_k, stride)
     assert_matches_naive(loss, logits, target, kernel_size, stride, minkowski_k)
 
 
@@ -135,7 +142,7 @@ def test_edge_shapes_against_naive(shape: tuple[int, ...], kernel_size: int, str
     if shape[0] == 2:
         target[1, 0, 0] = IGNORE
     assert_matches_naive(
-        LocallyAdaptiveLoss(kernel_size, 3.0, stride), logits, target, kernel_size, stride, 3.0
+        sparse_loss(kernel_size, 3.0, stride), logits, target, kernel_size, stride, 3.0
     )
 
 
@@ -166,7 +173,7 @@ def test_lmp_pooling_against_naive_costs(p: float, m: float | int, stride: int) 
             pooled.append((w * row).sum())
         return torch.stack(pooled).mean()
 
-    loss = LocallyAdaptiveLoss(
+    loss = sparse_loss(
         5,
         stride=stride,
         pooling="lmp",
@@ -183,7 +190,7 @@ def test_lmp_pooling_against_naive_costs(p: float, m: float | int, stride: int) 
 def test_gradcheck(stride: int) -> None:
     logits, target = make_batch((2, 3, 4, 5), seed=7)
     logits.requires_grad_()
-    loss = LocallyAdaptiveLoss(kernel_size=3, stride=stride)
+    loss = sparse_loss(kernel_size=3, stride=stride)
     assert torch.autograd.gradcheck(lambda x: loss(x, target), (logits,))
     assert torch.autograd.gradcheck(
         lambda x: selective_pooling(x, target, kernel_size=3, stride=stride)[0], (logits,)
@@ -195,7 +202,7 @@ def test_no_centre_gives_zero_with_graph(pooling: str) -> None:
     logits = torch.randn(2, 3, 5, 5, requires_grad=True)
     target = torch.full((2, 5, 5), IGNORE)
     target[0, 1, 1] = 2  # a valid pixel that is not on the stride-2 grid: not a centre
-    value = LocallyAdaptiveLoss(stride=2, pooling=pooling)(logits, target)  # type: ignore[arg-type]
+    value = sparse_loss(stride=2, pooling=pooling)(logits, target)
     assert value.item() == 0.0 and value.requires_grad
     value.backward()
     assert logits.grad is not None and torch.all(logits.grad == 0)
@@ -216,9 +223,9 @@ def test_zero_costs_give_a_finite_gradient() -> None:
 def test_half_precision_logits(dtype: torch.dtype) -> None:
     logits, target = make_batch((2, 5, 8, 8), seed=4)
     half = logits.to(dtype).requires_grad_()
-    value = LocallyAdaptiveLoss()(half, target)
+    value = sparse_loss()(half, target)
     value.backward()
-    expected = LocallyAdaptiveLoss()(half.detach().double(), target)
+    expected = sparse_loss()(half.detach().double(), target)
     assert value.dtype == torch.float32 and half.grad is not None and half.grad.dtype == dtype
     assert torch.isfinite(value) and torch.isfinite(half.grad.float()).all()
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -239,7 +246,7 @@ def test_saved_memory_is_linear_in_the_logits() -> None:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        LocallyAdaptiveLoss(kernel_size=7)(logits, target)
+        sparse_loss(kernel_size=7)(logits, target)
     storages.pop(logits.untyped_storage().data_ptr(), None)  # the input itself costs nothing
     assert sum(storages.values()) <= 3 * logits.nbytes  # 2.7 measured
 
@@ -273,6 +280,9 @@ def test_built_by_name_with_defaults() -> None:
         "LocallyAdaptiveLoss(kernel_size=5, stride=1, pooling='minkowski', minkowski_k=3, "
         "ignore_index=255)"
     )
+    assert repr(build_loss("lall", backend="sparse")).endswith(
+        "ignore_index=255, backend='sparse')"
+    )
 
 
 @pytest.mark.slow
@@ -303,7 +313,7 @@ def test_large_minkowski_k_stays_finite() -> None:
 
     logits, target = make_batch((2, 3, 6, 7), seed=1)
     logits = (logits * 30).requires_grad_()
-    value = LocallyAdaptiveLoss(kernel_size=3, minkowski_k=50)(logits, target)
+    value = sparse_loss(kernel_size=3, minkowski_k=50)(logits, target)
     value.backward()
     assert torch.isfinite(value) and value > 0
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
@@ -379,8 +389,105 @@ def test_compiled_backend_without_a_compiler_says_so(monkeypatch: pytest.MonkeyP
 
 
 def test_unknown_backend() -> None:
-    with pytest.raises(ValueError, match=r"backend must be one of \('sparse', 'compiled'\)"):
+    with pytest.raises(
+        ValueError, match=r"backend must be one of \('auto', 'sparse', 'compiled'\)"
+    ):
         LocallyAdaptiveLoss(backend="dense")
+
+
+def test_auto_backend_compiles_where_it_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default ``backend="auto"`` runs every compiled stage where ``torch.compile`` works
+    (the configuration of ``test_compiled_backend_against_naive_strided``: compiled once)."""
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
+    compiled = locally_adaptive._compiled
+    stages: list[str] = []
+
+    def spy(stage: str) -> object:
+        stages.append(stage)
+        return compiled(stage)
+
+    monkeypatch.setattr(locally_adaptive, "_compiled", spy)
+    logits, target = make_batch((2, 3, 6, 7), seed=5, blocky=True)
+    target[-1, -1, :] = IGNORE
+    loss = LocallyAdaptiveLoss(3, 3.0, 2)
+    assert loss.backend == "auto"
+    assert_matches_naive(loss, logits, target, 3, 2, 3.0)
+    assert set(stages) == set(locally_adaptive._STAGES)
+
+
+def no_compiler_at(failing: str) -> object:
+    """A stand-in for ``_compiled``: Inductor fails at stage ``failing``; the other stages run
+    their eager code (nothing compiles)."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    def fails(*args: object) -> None:
+        raise BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), None)
+
+    return lambda stage: fails if stage == failing else locally_adaptive._STAGES[stage]
+
+
+@pytest.mark.parametrize("failing", ["scores", "grid_cross_entropy"])
+def test_auto_backend_falls_back_to_sparse_without_a_compiler(
+    monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """Where compiling fails (in the forward's first stage or in the backward), the call ends
+    with the stages' eager code after one warning, and the next calls take the sparse backend:
+    the same value and gradient every time, and no second attempt."""
+    import warnings
+
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
+    monkeypatch.setattr(locally_adaptive, "_compiled", no_compiler_at(failing))
+    logits, target = make_batch((2, 3, 6, 7), seed=2, blocky=True)
+    ref_value, ref_grad = value_and_grad(lambda x: sparse_loss(5)(x, target), logits)
+    with pytest.warns(
+        UserWarning,
+        match=r"cannot compile its pooling on cpu and takes "
+        r"backend='sparse'.*no working C\+\+ compiler",
+    ):
+        value, grad = value_and_grad(lambda x: LocallyAdaptiveLoss(5)(x, target), logits)
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+    assert locally_adaptive._NO_COMPILER == {"cpu": "RuntimeError: no working C++ compiler"}
+
+    def never(stage: str) -> None:
+        raise AssertionError(f"compiled stage {stage} called again")
+
+    monkeypatch.setattr(locally_adaptive, "_compiled", never)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = value_and_grad(lambda x: LocallyAdaptiveLoss(5)(x, target), logits)
+    assert value.item() == pytest.approx(ref_value.item(), rel=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-12)
+
+
+def test_auto_backend_with_compiling_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``TORCH_COMPILE_DISABLE=1`` (Dynamo's ``disable``) the compiled stages would run as
+    a slow eager loop: ``"auto"`` takes the sparse backend, and ``"compiled"`` is still obeyed."""
+    import torch._dynamo.config
+
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
+    monkeypatch.setattr(torch._dynamo.config, "disable", True)
+    called: list[str] = []
+    monkeypatch.setattr(
+        locally_adaptive,
+        "_compiled",
+        lambda stage: called.append(stage) or locally_adaptive._STAGES[stage],
+    )
+    logits, target = make_batch((1, 3, 5, 6), seed=3)
+    value, grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
+    ref_value, ref_grad = value_and_grad(lambda x: sparse_loss(3)(x, target), logits)
+    assert called == [] and value.item() == ref_value.item()
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
+    LocallyAdaptiveLoss(3, backend="compiled")(logits, target)
+    assert called == ["scores", "pool", "cross_entropy"]
 
 
 @pytest.mark.slow
@@ -388,9 +495,9 @@ def test_compiled_backend_inside_torch_compile() -> None:
     """``torch.compile`` of the loss nests the compiled stages: same value and gradient."""
     logits, target = make_batch((2, 4, 12, 13), seed=4, blocky=True)
     logits = logits.float()
-    compiled = torch.compile(LocallyAdaptiveLoss(3, backend="compiled"))
+    compiled = torch.compile(LocallyAdaptiveLoss(3))  # backend="auto": compiled
     value, grad = value_and_grad(lambda x: compiled(x, target), logits)
-    ref_value, ref_grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
+    ref_value, ref_grad = value_and_grad(lambda x: sparse_loss(3)(x, target), logits)
     assert value.item() == pytest.approx(ref_value.item(), rel=1e-5)
     torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
 

@@ -442,20 +442,22 @@ def _scores_backward(g: Tensor, x: Tensor, std: Tensor, r: int) -> Tensor:
     return (g - g.mean(1, keepdim=True)) / (std + STD_EPS) - x * coef
 
 
+_STAGES: dict[str, Callable[..., Any]] = {
+    "scores": _scores_padded,
+    "pool": _pool_dense,
+    "cross_entropy": _cross_entropy,
+    "grid_cross_entropy": _grid_cross_entropy,
+    "scores_backward": _scores_backward,
+}
+
+
 @functools.cache
 def _compiled(stage: str) -> Any:
     """A stage of the compiled backend, compiled once per process (Dynamo specialises on the
     kernel size and the stride, and recompiles for new shapes, dynamic after the first). The
     stages are compiled apart so that the pooling reads materialised scores: fused into it,
     the standard score would be recomputed for every window offset."""
-    stages: dict[str, Callable[..., Any]] = {
-        "scores": _scores_padded,
-        "pool": _pool_dense,
-        "cross_entropy": _cross_entropy,
-        "grid_cross_entropy": _grid_cross_entropy,
-        "scores_backward": _scores_backward,
-    }
-    return torch.compile(stages[stage], fullgraph=True)
+    return torch.compile(_STAGES[stage], fullgraph=True)
 
 
 RECOMPILE_LIMIT = 64
@@ -463,20 +465,56 @@ RECOMPILE_LIMIT = 64
 shape kind (static, then dynamic), so that a second loss configuration in the same process
 compiles too instead of falling back to the slow eager loop."""
 
+_NO_COMPILER: dict[str, str] = {}
+"""The device types on which ``torch.compile`` failed under ``backend="auto"``, with its
+reason: the loss runs the sparse backend on them for the rest of the process."""
 
-def _run(stage: str, *args: Any) -> Any:
+
+def _compile_unavailable(device_type: str) -> bool:
+    """Whether ``backend="auto"`` takes the sparse backend on this device type: compiling
+    failed here before, Dynamo does not support this Python, or compiling is switched off
+    (``TORCH_COMPILE_DISABLE=1``, under which the compiled stages would run as a slow eager
+    loop)."""
+    import torch._dynamo
+
+    return (
+        device_type in _NO_COMPILER
+        or not torch._dynamo.is_dynamo_supported()
+        or bool(torch._dynamo.config.disable)
+    )
+
+
+def _run(stage: str, *args: Any, auto: bool = False, device_type: str = "cpu") -> Any:
+    """A compiled stage. Under ``backend="auto"`` a compiler failure is a warning, once per
+    device type: the call goes on with the stage's eager code, and the next calls of the loss
+    take the sparse backend (:func:`_compile_unavailable`)."""
     import torch._dynamo.config
     from torch._dynamo.exc import BackendCompilerFailed
 
+    if auto and device_type in _NO_COMPILER:  # compiling failed earlier in this call
+        return _STAGES[stage](*args)
     try:
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
             return _compiled(stage)(*args)
     except BackendCompilerFailed as error:  # no C++ compiler, no Triton
-        raise RuntimeError(
-            "the locally adaptive loss with backend='compiled' needs torch.compile to work on "
-            "this machine (a C++ compiler for CPU tensors, Triton for CUDA ones); use "
-            f"backend='sparse'. torch.compile said: {str(error).splitlines()[0]}"
-        ) from error
+        inner = getattr(error, "inner_exception", None)  # the compiler's own error
+        reason = (f"{type(inner).__name__}: {inner}" if inner else str(error)).strip()
+        reason = reason.splitlines()[0]
+        if not auto:
+            raise RuntimeError(
+                "the locally adaptive loss with backend='compiled' needs torch.compile to work "
+                "on this machine (a C++ compiler for CPU tensors, Triton for CUDA ones); use "
+                f"backend='sparse'. torch.compile said: {reason}"
+            ) from error
+        _NO_COMPILER[device_type] = reason
+        warnings.warn(
+            f"the locally adaptive loss (backend='auto') cannot compile its pooling on "
+            f"{device_type} and takes backend='sparse' from now on, which is slower; pass "
+            f"backend='sparse' to skip the attempt. torch.compile said: {reason}",
+            UserWarning,
+            stacklevel=2,
+        )
+        return _STAGES[stage](*args)
 
 
 class _FusedLocalCosts(torch.autograd.Function):
@@ -490,37 +528,42 @@ class _FusedLocalCosts(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, logits: Tensor, labels: Tensor, kernel_size: int, stride: int
+        ctx: Any, logits: Tensor, labels: Tensor, kernel_size: int, stride: int, auto: bool
     ) -> tuple[Tensor, Tensor]:
         r = kernel_size // 2
-        x, std, padded, centres, check = _run("scores", logits, labels, r, stride)
-        f, kept = _run("pool", x, padded, centres, kernel_size, stride, True)
-        costs, lse = _run("cross_entropy", f, centres)
+        run = functools.partial(_run, auto=auto, device_type=logits.device.type)
+        x, std, padded, centres, check = run("scores", logits, labels, r, stride)
+        f, kept = run("pool", x, padded, centres, kernel_size, stride, True)
+        costs, lse = run("cross_entropy", f, centres)
         ctx.save_for_backward(x, std, padded, kept, centres, f, lse)
         ctx.kernel_size, ctx.stride, ctx.input_dtype = kernel_size, stride, logits.dtype
+        ctx.run = run
         ctx.mark_non_differentiable(check)
         return costs.flatten(1), check  # (B, Hc * Wc), ()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_costs: Tensor, _: Tensor) -> tuple[Tensor, None, None, None]:
+    def backward(
+        ctx: Any, grad_costs: Tensor, _: Tensor
+    ) -> tuple[Tensor, None, None, None, None]:
         x, std, padded, kept, centres, f, lse = ctx.saved_tensors
-        k, stride = ctx.kernel_size, ctx.stride
+        k, stride, run = ctx.kernel_size, ctx.stride, ctx.run
         r = k // 2
-        grid, centres = _run(
+        grid, centres = run(
             "grid_cross_entropy", grad_costs, f, lse, kept, centres, padded, r, stride
         )
         del grad_costs, f, lse
-        g, _ = _run("pool", grid, padded, centres, k, 1, False)
+        g, _ = run("pool", grid, padded, centres, k, 1, False)
         del grid
-        return _run("scores_backward", g, x, std, r).to(ctx.input_dtype), None, None, None
+        return run("scores_backward", g, x, std, r).to(ctx.input_dtype), None, None, None, None
 
 
-BACKENDS = ("sparse", "compiled")
+BACKENDS = ("auto", "sparse", "compiled")
 
 
 def check_backend(backend: str) -> str:
-    """Validates the implementation of the selective pooling: ``"sparse"`` or ``"compiled"``.
+    """Validates the implementation of the selective pooling: ``"auto"``, ``"sparse"`` or
+    ``"compiled"``.
 
     Example:
         >>> check_backend("compiled")
@@ -596,7 +639,7 @@ def locally_adaptive_costs(
     kernel_size: int = 5,
     stride: int = 1,
     ignore_index: int = 255,
-    backend: str = "sparse",
+    backend: str = "auto",
 ) -> tuple[Tensor, Tensor]:
     """Local costs of Eq. (4) of Guo et al. 2018: softmax cross-entropy of every centre's merged
     vector :func:`selective_pooling` against the centre's label.
@@ -607,9 +650,12 @@ def locally_adaptive_costs(
         kernel_size: odd side of the window.
         stride: spacing of the centre grid.
         ignore_index: label of the pixels that take no part.
-        backend: ``"sparse"`` (banded sparse matrix products, no compilation) or
-            ``"compiled"`` (one fused loop through ``torch.compile``: faster, but the first call
-            of each shape compiles, which needs a C++ compiler on CPU or Triton on CUDA).
+        backend: ``"compiled"`` (one fused loop through ``torch.compile``: the first call of
+            each shape compiles, which needs a C++ compiler on CPU or Triton on CUDA),
+            ``"sparse"`` (banded sparse matrix products, nothing to compile, 2 to 3 times
+            slower) or ``"auto"``: compiled, unless ``torch.compile`` cannot run here (it
+            failed before on this device type, with one warning, or is switched off), then
+            sparse. The same value and gradient up to float rounding.
 
     Returns:
         ``(costs, valid)``, both ``(B, Hc * Wc)`` over the centre grid: float32 (or better)
@@ -617,22 +663,28 @@ def locally_adaptive_costs(
         False; every cost is NaN if a logit is not finite.
 
     Raises:
-        ValueError: ``kernel_size`` even or below 1, ``stride`` below 1.
+        ValueError: ``kernel_size`` even or below 1, ``stride`` below 1, an unknown
+            ``backend``.
         TypeError: ``kernel_size`` or ``stride`` not an int.
+        RuntimeError: ``backend="compiled"`` where ``torch.compile`` cannot compile.
 
     Example:
         >>> costs, valid = locally_adaptive_costs(
-        ...     torch.zeros(2, 3, 5, 5), torch.zeros(2, 5, 5, dtype=torch.long), stride=2
+        ...     torch.zeros(2, 3, 5, 5), torch.zeros(2, 5, 5, dtype=torch.long), stride=2,
+        ...     backend="sparse",
         ... )
         >>> costs.shape, round(costs[0, 0].item(), 4)  # 3 x 3 centres; all scores equal: log 3
         (torch.Size([2, 9]), 1.0986)
     """
-    if check_backend(backend) == "compiled":
+    auto = check_backend(backend) == "auto"
+    if auto:
+        backend = "sparse" if _compile_unavailable(logits.device.type) else "compiled"
+    if backend == "compiled":
         check_kernel_size(kernel_size)
         check_stride(stride)
         target = target.long()
         labels = target.masked_fill(target == ignore_index, -1)
-        costs, check = _FusedLocalCosts.apply(logits, labels, kernel_size, stride)
+        costs, check = _FusedLocalCosts.apply(logits, labels, kernel_size, stride, auto)
         return costs + check, target[:, ::stride, ::stride].flatten(1) != ignore_index
     rows, centre_target, check = _selective_pooling_rows(
         logits, target, kernel_size, stride, ignore_index
