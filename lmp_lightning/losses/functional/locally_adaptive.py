@@ -543,9 +543,7 @@ class _FusedLocalCosts(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(
-        ctx: Any, grad_costs: Tensor, _: Tensor
-    ) -> tuple[Tensor, None, None, None, None]:
+    def backward(ctx: Any, grad_costs: Tensor, _: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, std, padded, kept, centres, f, lse = ctx.saved_tensors
         k, stride, run = ctx.kernel_size, ctx.stride, ctx.run
         r = k // 2
