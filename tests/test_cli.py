@@ -43,6 +43,11 @@ OFFLINE_SMALL = [
     "--trainer.val_check_interval=1.0",
 ]
 
+SPARSE_LALL = ["--model.loss.init_args.backend=sparse"]
+"""The locally adaptive loss's default backend, "auto", compiles on its first call of each kernel
+size and shape (about a minute on a cold cache): the default run trains it with the sparse
+backend, and a slow test trains the default."""
+
 
 @pytest.mark.parametrize(
     "config", CONFIGS, ids=[str(c.relative_to(ROOT / "configs")) for c in CONFIGS]
@@ -54,6 +59,7 @@ def test_shipped_config_fits_then_validates(config: Path, tmp_path: Path) -> Non
         *OFFLINE_SMALL,
         *TINY,
         f"--trainer.default_root_dir={tmp_path}",
+        *(SPARSE_LALL if "lall" in config.name else []),
     ]
     main(["fit", *common, *ONE_STEP])
     checkpoints = _checkpoints(tmp_path)
@@ -76,11 +82,40 @@ def test_every_loss_by_its_flag_trains_without_nan(loss: str, tmp_path: Path) ->
             f"--trainer.default_root_dir={tmp_path}",
             "--model.loss",
             loss,
+            *(SPARSE_LALL if loss == "LocallyAdaptiveLoss" else []),
         ]
     )
     assert type(cli.model.loss).__name__ == loss
     value = float(cli.trainer.callback_metrics["train/loss"])
     assert math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_lall_default_backend_compiles_in_a_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model.loss=lall`` with no backend trains through the compiled stages."""
+    from lmp_lightning.losses.functional import locally_adaptive
+
+    compiled = locally_adaptive._compiled
+    stages: list[str] = []
+    monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
+    monkeypatch.setattr(
+        locally_adaptive, "_compiled", lambda stage: stages.append(stage) or compiled(stage)
+    )
+    cli = run_cli(
+        [
+            "fit",
+            *TINY,
+            "--trainer.fast_dev_run=1",
+            "--model.encoder_name=resnet18",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.loss=lall",
+        ]
+    )
+    assert cli.model.loss.backend == "auto"
+    assert set(stages) == set(locally_adaptive._STAGES)
+    assert math.isfinite(float(cli.trainer.callback_metrics["train/loss"]))
 
 
 @pytest.mark.parametrize(

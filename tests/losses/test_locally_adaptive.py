@@ -474,7 +474,6 @@ def test_auto_backend_with_compiling_switched_off(monkeypatch: pytest.MonkeyPatc
     from lmp_lightning.losses.functional import locally_adaptive
 
     monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
-    monkeypatch.setattr(torch._dynamo.config, "disable", True)
     called: list[str] = []
     monkeypatch.setattr(
         locally_adaptive,
@@ -482,11 +481,13 @@ def test_auto_backend_with_compiling_switched_off(monkeypatch: pytest.MonkeyPatc
         lambda stage: called.append(stage) or locally_adaptive._STAGES[stage],
     )
     logits, target = make_batch((1, 3, 5, 6), seed=3)
-    value, grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
-    ref_value, ref_grad = value_and_grad(lambda x: sparse_loss(3)(x, target), logits)
-    assert called == [] and value.item() == ref_value.item()
-    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
-    LocallyAdaptiveLoss(3, backend="compiled")(logits, target)
+    with torch._dynamo.config.patch(disable=True):
+        value, grad = value_and_grad(lambda x: LocallyAdaptiveLoss(3)(x, target), logits)
+        ref_value, ref_grad = value_and_grad(lambda x: sparse_loss(3)(x, target), logits)
+        assert called == [] and value.item() == ref_value.item()
+        torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
+        LocallyAdaptiveLoss(3, backend="compiled")(logits, target)
+    assert not torch._dynamo.config.disable
     assert called == ["scores", "pool", "cross_entropy"]
 
 
