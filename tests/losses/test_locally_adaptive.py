@@ -508,24 +508,34 @@ def test_compiled_backend_with_no_working_compiler(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A real failure of Inductor's C++ compiler (kernel size 9, compiled nowhere else in the
-    tests, on an empty cache) is the one-line error that names the sparse backend."""
+    tests, on an empty cache) is, with ``backend="compiled"``, the one-line error that names the
+    sparse backend, and with the default ``"auto"`` one warning and the sparse backend's value."""
     import torch._dynamo
     import torch._inductor.config
 
     from lmp_lightning.losses.functional import locally_adaptive
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(locally_adaptive, "_NO_COMPILER", {})
     torch._dynamo.reset()
     locally_adaptive._compiled.cache_clear()
     no_compiler = {"cpp.cxx": ("/nonexistent/g++",), "fx_graph_cache": False}
+    logits, target = torch.randn(1, 3, 5, 6), torch.randint(0, 3, (1, 5, 6))
     try:
         with (
             torch._inductor.config.patch(no_compiler),
             pytest.raises(RuntimeError, match=r"backend='sparse'.*No working C\+\+ compiler"),
         ):
-            LocallyAdaptiveLoss(9, backend="compiled")(
-                torch.randn(1, 3, 5, 6), torch.randint(0, 3, (1, 5, 6))
-            )
+            LocallyAdaptiveLoss(9, backend="compiled")(logits, target)
+        torch._dynamo.reset()
+        locally_adaptive._compiled.cache_clear()
+        with (
+            torch._inductor.config.patch(no_compiler),
+            pytest.warns(UserWarning, match=r"takes backend='sparse'.*No working C\+\+ compiler"),
+        ):
+            value = LocallyAdaptiveLoss(9)(logits, target)
+        assert set(locally_adaptive._NO_COMPILER) == {"cpu"}
+        assert value.item() == pytest.approx(sparse_loss(9)(logits, target).item(), rel=1e-6)
     finally:
         torch._dynamo.reset()
         locally_adaptive._compiled.cache_clear()
