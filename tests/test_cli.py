@@ -155,24 +155,31 @@ def test_loss_arguments_by_flag(tmp_path: Path) -> None:
     assert (cli.model.loss.p, cli.model.loss.m_pixels) == (1.7, 100)
 
 
-@pytest.mark.parametrize("source", ["flag", "yaml"])
-def test_lall_backend_by_flag_and_yaml(source: str, tmp_path: Path) -> None:
-    """``backend`` of the locally adaptive loss reaches the loss from a flag and from YAML
-    (parsed and instantiated only: the compiled backend compiles on its first call)."""
+@pytest.mark.parametrize("backend", ["auto", "sparse", "compiled", None])
+@pytest.mark.parametrize("source", ["flag", "yaml", "python"])
+def test_lall_backend_by_flag_and_yaml(source: str, backend: str | None, tmp_path: Path) -> None:
+    """``backend`` of the locally adaptive loss reaches the loss alike from a flag, from YAML
+    and from Python, and is ``"auto"`` when none is given (parsed and instantiated only: the
+    compiled backend compiles on its first call)."""
     from lmp_lightning.cli import SegmentationCLI
     from lmp_lightning.data import SegmentationDataModule as Data
+    from lmp_lightning.losses import LocallyAdaptiveLoss
 
+    if source == "python":
+        loss = LocallyAdaptiveLoss() if backend is None else LocallyAdaptiveLoss(backend=backend)
+        assert loss.backend == (backend or "auto")
+        return
     if source == "flag":
-        loss_args = ["--model.loss=lall", "--model.loss.init_args.backend=compiled"]
+        loss_args = ["--model.loss=lall"]
+        loss_args += [] if backend is None else [f"--model.loss.init_args.backend={backend}"]
     else:
+        init = "{}" if backend is None else f"{{backend: {backend}}}"
         config = tmp_path / "loss.yaml"
-        config.write_text(
-            "model:\n  loss:\n    class_path: lall\n    init_args: {backend: compiled}\n"
-        )
+        config.write_text(f"model:\n  loss:\n    class_path: lall\n    init_args: {init}\n")
         loss_args = [f"--config={config}"]
     cli = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *loss_args], run=False)
     assert type(cli.model.loss).__name__ == "lall"
-    assert cli.model.loss.backend == "compiled"
+    assert cli.model.loss.backend == (backend or "auto")
 
 
 def test_data_links_to_model(tmp_path: Path) -> None:

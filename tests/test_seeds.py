@@ -4,6 +4,7 @@ never stopped."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -140,14 +141,12 @@ def _cut(folder_data: Path, out: Path, cut: str, common: list[str]) -> list[tupl
 def _resume_cases() -> list[Any]:
     """Every (sampler, workers, cut): the default run keeps the simplest and the hardest (the
     sampler, a worker process, a SIGTERM in mid-epoch); the other six are slow (100 s)."""
+    samplers = {"plain": [], "sampler": SAMPLER}
     cases = []
-    for sampler, sampler_id in (([], "plain"), (SAMPLER, "sampler")):
-        for workers in (0, 1):
-            for cut in ("epoch-end", "mid-epoch"):
-                case = f"{sampler_id}-{workers}-{cut}"
-                default = case in ("plain-0-epoch-end", "sampler-1-mid-epoch")
-                marks = () if default else (pytest.mark.slow,)
-                cases.append(pytest.param(workers, sampler, cut, id=case, marks=marks))
+    for sampler_id, workers, cut in itertools.product(samplers, (0, 1), ("epoch-end", "mid-epoch")):
+        case = f"{sampler_id}-{workers}-{cut}"
+        marks = () if case in ("plain-0-epoch-end", "sampler-1-mid-epoch") else (pytest.mark.slow,)
+        cases.append(pytest.param(workers, samplers[sampler_id], cut, id=case, marks=marks))
     return cases
 
 

@@ -375,14 +375,9 @@ def test_compiled_backend_float32_lmp_pooling_and_half_input() -> None:
 
 
 def test_compiled_backend_without_a_compiler_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    from torch._dynamo.exc import BackendCompilerFailed
-
     from lmp_lightning.losses.functional import locally_adaptive
 
-    def fails(*args: object) -> None:
-        raise BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), None)
-
-    monkeypatch.setattr(locally_adaptive, "_compiled", lambda stage: fails)
+    monkeypatch.setattr(locally_adaptive, "_compiled", no_compiler_at("scores"))
     loss = LocallyAdaptiveLoss(3, backend="compiled")
     with pytest.raises(RuntimeError, match=r"needs torch.compile.*backend='sparse'"):
         loss(torch.randn(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long))
