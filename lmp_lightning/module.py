@@ -20,6 +20,7 @@ from torchmetrics.classification import (
     MulticlassJaccardIndex,
 )
 
+from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.inference import InferenceMode, tiled_logits
 from lmp_lightning.losses import CrossEntropy, SegmentationLoss, build_loss
 from lmp_lightning.losses.functional import check_logits_target
@@ -337,7 +338,8 @@ class SegmentationModule(LightningModule):
             theirs = (card.architecture, card.encoder, card.num_classes)
             state = entry.model.state_dict()
         elif Path(spec).is_file():
-            saved = torch.load(spec, map_location="cpu", weights_only=False)
+            saved = load_checkpoint(spec, what="init_weights")
+            saved = saved if isinstance(saved, dict) else {}
             hp = saved.get("hyper_parameters", {})
             theirs = (hp.get("arch"), hp.get("encoder_name"), hp.get("num_classes"))
             state = {

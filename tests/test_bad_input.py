@@ -332,3 +332,87 @@ def test_sliding_inference_sees_only_tiles(tmp_path: Path) -> None:
         labels = module.predict_step(batch, 0)
     assert labels.shape == (1, 300, 400)
     assert seen and max(h for h, _ in seen) <= 64 and max(w for _, w in seen) <= 64
+
+
+# --- files a user is handed are data: nothing in them runs
+class _Payload:
+    """Pickles as a call of ``os.system``: unpickling it with ``weights_only=False`` runs it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def evil_checkpoint(tmp: Path) -> Path:
+    """A checkpoint of a real module whose pickle also calls ``os.system`` when loaded."""
+    module = SegmentationModule("fpn", "resnet18", num_classes=10)
+    path = tmp / "evil.ckpt"
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            "payload": _Payload(tmp / "marker"),
+        },
+        path,
+    )
+    return path
+
+
+def evil_encoder_file(tmp: Path) -> Path:
+    path = tmp / "encoder.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": _Payload(tmp / "marker")}, path)
+    return path
+
+
+EVIL = [
+    pytest.param(lambda t: ["fit", *SMALL, "--trainer.max_steps=1",
+                            f"--model.init_weights={evil_checkpoint(t)}",
+                            f"--trainer.default_root_dir={t}"], id="fit-init-weights"),
+    pytest.param(lambda t: ["fit", *SMALL, "--trainer.max_steps=1",
+                            f"--ckpt_path={evil_checkpoint(t)}",
+                            f"--trainer.default_root_dir={t}"], id="fit-ckpt-path"),
+    pytest.param(lambda t: ["validate", *SMALL, f"--ckpt_path={evil_checkpoint(t)}",
+                            f"--trainer.default_root_dir={t}"], id="validate-ckpt-path"),
+    pytest.param(lambda t: ["zoo", "export", str(evil_checkpoint(t)), "--name", "x",
+                            "--out", str(t / "out")], id="zoo-export"),
+    pytest.param(lambda t: ["fit", *SMALL, "--trainer.max_steps=1",
+                            f"--model.encoder_weights={evil_encoder_file(t)}",
+                            f"--trainer.default_root_dir={t}"], id="fit-encoder-weights-file"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("prepare", EVIL)
+def test_no_code_runs_from_a_checkpoint(
+    prepare: Callable[[Path], list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each entry point that reads a file a user is handed refuses a pickle that calls
+    ``os.system``, with one line, before anything in it runs."""
+    args = prepare(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert not (tmp_path / "marker").exists(), "the checkpoint's payload ran"
+    assert exit_info.value.code == 2, err[-3000:]
+    lines = [line for line in err.strip().splitlines() if line.startswith("lmp-seg: error:")]
+    assert len(lines) == 1 and "refused, nothing in it was run" in lines[0], err[-3000:]
+    assert "GLOBAL posix.system" in lines[0]
+
+
+def test_no_code_runs_from_resume_or_class_statistics(tmp_path: Path) -> None:
+    """The two readers not behind a flag: Lightning's resume (through the CLI's checkpoint
+    plugin) and the sampler's cached class statistics (an unreadable cache is rebuilt)."""
+    from lmp_lightning.checkpoints import AtomicCheckpointIO
+    from lmp_lightning.errors import InputError
+    from lmp_lightning.sampling.class_statistics import ClassStatistics
+
+    path = evil_checkpoint(tmp_path)
+    with pytest.raises(InputError, match="refused, nothing in it was run"):
+        AtomicCheckpointIO().load_checkpoint(path)
+    with pytest.raises(InputError, match="refused, nothing in it was run"):
+        ClassStatistics.load(path)
+    assert not (tmp_path / "marker").exists()

@@ -15,6 +15,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from lmp_lightning.checkpoints import load_checkpoint
+
 __all__ = ["ClassStatistics", "dataset_fingerprint", "default_cache_dir"]
 
 _FORMAT = 1  # bumped when the cached layout changes
@@ -167,8 +169,8 @@ class ClassStatistics:
 
     @classmethod
     def load(cls, path: str | Path) -> ClassStatistics:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != _FORMAT:
+        state = load_checkpoint(path, what="class statistics")
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError(f"{path} holds class statistics of another format")
         return cls(state["pixel_counts"], state["points"])
 

@@ -9,12 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from lmp_lightning import __version__
+from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from lmp_lightning.errors import InputError
 from lmp_lightning.reports.results import ClassResults
 from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
@@ -112,13 +111,7 @@ def export_checkpoint(
         results = ClassResults.load(results)
     training_config = _read_training_config(config, ckpt_path)
 
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise InputError(
-            f"{str(ckpt_path)!r} is not a readable checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0][:200] if str(error) else 'no detail'})"
-        ) from None
+    checkpoint = load_checkpoint(ckpt_path)
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(
         checkpoint
     ):
