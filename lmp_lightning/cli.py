@@ -400,6 +400,8 @@ def main(args: list[str] | None = None) -> None:
             zoo_main(argv[1:])
         else:
             run_cli(args, interrupt=interrupt)
+            if interrupt.status is not None:  # signalled after the fit's last batch
+                raise SystemExit(interrupt.status)
     except SystemExit:
         if interrupt.status is not None:
             raise SystemExit(interrupt.status) from None

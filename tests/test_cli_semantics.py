@@ -200,6 +200,75 @@ def test_an_interrupted_fit_saves_last_ckpt_and_exits_non_zero(
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] >= 2
 
 
+class MarkInValidation(Callback):
+    """Writes ``LMP_TEST_MARKER`` in the first validation of the fit (not the sanity check) and
+    makes each of its batches slow, so that a signal lands inside it."""
+
+    def on_validation_batch_end(self, trainer: Trainer, *args: object) -> None:
+        if not trainer.sanity_checking and trainer.current_epoch == 0:
+            Path(os.environ["LMP_TEST_MARKER"]).touch()
+            time.sleep(1.0)
+
+
+class MarkInLastSave(Callback):
+    """Writes ``LMP_TEST_MARKER`` while the last epoch's checkpoint is saved, and waits there."""
+
+    def on_save_checkpoint(self, trainer: Trainer, *args: object) -> None:
+        if trainer.current_epoch == trainer.max_epochs - 1:
+            Path(os.environ["LMP_TEST_MARKER"]).touch()
+            time.sleep(3.0)
+
+
+def _signal_fit(tmp_path: Path, signum: int, callback: str, epochs: int) -> tuple[int, str]:
+    """A fit of ``epochs`` epochs with best-*/latest-*/last.ckpt, signalled once ``callback``
+    writes its marker; returns the exit status and stderr."""
+    marker = tmp_path / "marker"
+    checkpoints = [
+        {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint", "init_args": args}
+        for args in (
+            {"dirpath": str(tmp_path / "ckpt"), "monitor": "val/mIoU", "mode": "max",
+             "filename": "best-epoch{epoch}", "auto_insert_metric_name": False},
+            {"dirpath": str(tmp_path / "ckpt"), "filename": "latest-epoch{epoch}",
+             "auto_insert_metric_name": False, "save_last": True},
+        )
+    ]  # fmt: skip
+    config = tmp_path / "checkpoints.yaml"
+    config.write_text(yaml.safe_dump({"trainer": {"callbacks": checkpoints}}))
+    args = [
+        sys.executable, "-m", "lmp_lightning.cli", "fit", f"--config={config}", *SMALL,
+        "--data.num_val_images=6", "--data.val_batch_size=1", f"--trainer.max_epochs={epochs}",
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.callbacks+=tests.test_cli_semantics.{callback}",
+    ]  # fmt: skip
+    env = {**os.environ, "LMP_TEST_MARKER": str(marker), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), process.stderr.read() if process.stderr else ""
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=240)
+    return process.returncode, err
+
+
+def test_a_sigterm_during_validation_keeps_the_epochs_validation(tmp_path: Path) -> None:
+    """SIGTERM inside the fit's first validation: the validation and its checkpoints finish
+    (best-epoch0.ckpt), then the fit stops with last.ckpt and exit status 143."""
+    status, err = _signal_fit(tmp_path, signal.SIGTERM, "MarkInValidation", epochs=3)
+    assert status == 143, err[-2000:]
+    names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert "best-epoch0.ckpt" in names and "last.ckpt" in names, names
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 1  # stopped in epoch 1, after epoch 0's validation
+
+
+def test_ctrl_c_during_the_last_save_exits_130(tmp_path: Path) -> None:
+    status, err = _signal_fit(tmp_path, signal.SIGINT, "MarkInLastSave", epochs=1)
+    assert status == 130, err[-2000:]
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 2
+
+
 def test_training_that_trains_nothing_is_an_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -276,11 +345,11 @@ def test_ctrl_c_is_taken_at_the_batch_end_and_twice_at_once() -> None:
     before = signal.getsignal(signal.SIGINT)
     callback.on_fit_start(None, None)  # type: ignore[arg-type]
     try:
-        assert signal.getsignal(signal.SIGINT) == callback._on_sigint
-        callback._on_sigint(signal.SIGINT, None)  # the first Ctrl-C: no exception yet
-        assert callback._requested
+        assert signal.getsignal(signal.SIGINT) == callback._on_signal
+        callback._on_signal(signal.SIGINT, None)  # the first Ctrl-C: no exception yet
+        assert callback._signum == signal.SIGINT
         with pytest.raises(KeyboardInterrupt):
-            callback._on_sigint(signal.SIGINT, None)
+            callback._on_signal(signal.SIGINT, None)
         assert signal.getsignal(signal.SIGINT) == before
     finally:
         signal.signal(signal.SIGINT, before)

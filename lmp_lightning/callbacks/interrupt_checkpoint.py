@@ -25,45 +25,59 @@ class InterruptCheckpoint(Callback):
     Lightning itself ends a SIGTERM'd fit like a finished one (exit status 0) and a Ctrl-C'd one
     with status 1.
 
-    Ctrl-C is taken at the end of the current training or validation batch, as Lightning takes
-    SIGTERM (every process of a distributed run stops at the same batch), not wherever the signal
-    lands: a ``KeyboardInterrupt`` raised inside a checkpoint write could leave the fit hanging.
-    A second Ctrl-C stops at once.
+    The signal is taken at the end of the current training batch (every process of a distributed
+    run stops at the same batch), not wherever it lands: a ``KeyboardInterrupt`` raised inside a
+    checkpoint write could leave the fit hanging. A signal that arrives during a validation of
+    the fit is taken once that validation and its checkpoints are done (at the end of the next
+    training batch): stopping inside it would lose the epoch's validation, which a resumed fit
+    does not run again. A signal that arrives after the last training batch lets the fit finish
+    and still gives its status. A second signal stops at once.
     """
 
     def __init__(self) -> None:
         self.status: int | None = None
-        self._requested = False
-        self._previous: Any = None
+        self._signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _install(self, signum: int) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous.setdefault(signum, signal.getsignal(signum))
+            signal.signal(signum, self._on_signal)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._requested = False
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        self._signum = None
+        self._install(signal.SIGINT)
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._requested:  # the second Ctrl-C: at once
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning installs its own SIGTERM handler after on_fit_start; it stops inside a
+        # validation
+        self._install(signal.SIGTERM)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._signum is not None:  # the second signal: at once
             self._restore()
             raise KeyboardInterrupt
-        self._requested = True
-        rank_zero_info("\nCtrl-C: stopping after this batch with last.ckpt (again: at once)")
-
-    def _stop_if_requested(self, trainer: L.Trainer) -> None:
-        if trainer.strategy.reduce_boolean_decision(self._requested, all=False):
-            self._requested = True
-            raise KeyboardInterrupt
+        self._signum = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        rank_zero_info(
+            f"\n{name}: stopping after this training batch with last.ckpt (again: at once)"
+        )
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        self._stop_if_requested(trainer)
+        requested = self._signum is not None
+        if trainer.strategy.reduce_boolean_decision(requested, all=False):
+            if self._signum is None:  # another process of the run was signalled
+                self._signum = signal.SIGTERM
+            raise KeyboardInterrupt
 
-    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if trainer.state.fn == TrainerFn.FITTING:
-            self._stop_if_requested(trainer)
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._signum is not None:  # signalled after the last batch: the fit finished
+            self.status = 128 + self._signum
 
     def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._restore()
@@ -75,7 +89,7 @@ class InterruptCheckpoint(Callback):
         if isinstance(exception, SIGTERMException):
             self.status = 128 + signal.SIGTERM
         elif isinstance(exception, KeyboardInterrupt):
-            self.status = 128 + signal.SIGINT
+            self.status = 128 + (self._signum or signal.SIGINT)
         else:
             return
         if trainer.state.fn != TrainerFn.FITTING:
