@@ -16,6 +16,7 @@ command; in your own ``Trainer``, pass ``plugins=[AtomicCheckpointIO()]``.
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import pickle
 import re
@@ -82,9 +83,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's ``TorchCheckpointIO``, whose writes are atomic on the checkpoint's own
     filesystem and whose reads run nothing from the file.
 
-    A checkpoint is written to a hidden temporary file in its final folder, flushed
-    (``fsync``) and renamed over the final name: an interrupted or killed write, or a full disk,
-    leaves the previous file of that name whole and no partial one. (Lightning's own writer
+    A checkpoint is written to a hidden temporary file in its final folder
+    (``.NAME.PID.tmp``), flushed (``fsync``) and renamed over the final name: an interrupted or
+    killed write, or a full disk, leaves the previous file of that name whole and no partial
+    one under a checkpoint's name (the temporary file of a killed write is removed by the next
+    write of that name). (Lightning's own writer
     stages the file in ``$TMPDIR`` and copies it over when that is another filesystem.) A
     failed write is an :class:`~lmp_lightning.errors.InputError` naming the folder. Reads go
     through :func:`load_checkpoint` (``weights_only=True``).
@@ -113,6 +116,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+                stale.unlink(missing_ok=True)  # left by a killed write of the same name
             with open(tmp, "wb") as file:
                 torch.save(checkpoint, file)
                 file.flush()
