@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lmp_lightning import __version__
+from lmp_lightning._yaml import check_config_sizes
 from lmp_lightning.callbacks import (
     InterruptCheckpoint,
     PerClassResults,
@@ -284,12 +285,14 @@ def run_cli(
         args: the command line without the program name; ``None`` reads ``sys.argv[1:]``.
         interrupt: the fit's interrupt callback (see :class:`SegmentationCLI`).
     """
+    resolved = _shipped_configs(sys.argv[1:] if args is None else args)
+    check_config_sizes(resolved)
     with warnings.catch_warnings():  # the command line, with shipped recipe names resolved
         warnings.filterwarnings("ignore", "LightningCLI's args parameter is intended")
         return SegmentationCLI(
             SegmentationModule,
             SegmentationDataModule,
-            args=_shipped_configs(sys.argv[1:] if args is None else args),
+            args=resolved,
             interrupt=interrupt,
             parser_kwargs={"exit_on_error": False},
             save_config_callback=KeepConfigCallback,

@@ -169,6 +169,17 @@ def yaml_file(tmp: Path, content: dict[str, Any]) -> Path:
     return path
 
 
+def alias_bomb(tmp: Path, section: str, key: str) -> Path:
+    """A 423-byte YAML whose aliases nest 6 levels of 10 under ``section.key`` (10^6 items)."""
+    lines = [f"{section}:", f"  {key}:", "    a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdefg":
+        previous = chr(ord(level) - 1)
+        lines.append(f"    {level}: &{level} [{', '.join([f'*{previous}'] * 10)}]")
+    path = tmp / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda d: d.__setitem__(key, value)
 
@@ -200,6 +211,16 @@ CASES = [
     pytest.param(lambda t: ["fit", "--config", "camvid/lmp", f"--trainer.default_root_dir={t}"],
                  "data set CamVid reads files: pass its data directory with --data.root DIR",
                  id="camvid-recipe-without-root"),
+    pytest.param(lambda t: ["fit", f"--config={alias_bomb(t, 'model', 'model_kwargs')}",
+                            f"--trainer.default_root_dir={t}"],
+                 r"bomb\.yaml' expands to \d+ YAML nodes", id="yaml-alias-bomb-model-kwargs"),
+    pytest.param(lambda t: ["fit", f"--config={alias_bomb(t, 'data', 'dataset_options')}",
+                            f"--trainer.default_root_dir={t}"],
+                 r"bomb\.yaml' expands to \d+ YAML nodes", id="yaml-alias-bomb-dataset-options"),
+    pytest.param(lambda t: ["fit", "--model.model_kwargs",
+                            alias_bomb(t, "x", "y").read_text().replace("\n", "\n  ")[3:],
+                            f"--trainer.default_root_dir={t}"],
+                 r"the value .* expands to \d+ YAML nodes", id="yaml-alias-bomb-inline"),
     # --- checkpoints and folders
     pytest.param(lambda t: ["validate", *SMALL, f"--ckpt_path={checkpoint(t, b'garbage')}"],
                  r"'.*broken\.ckpt' is not a readable checkpoint",
