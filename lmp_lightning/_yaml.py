@@ -46,23 +46,32 @@ def expanded_size(text: str) -> int:
         return MAX_NODES + 1
 
 
+def _is_mapping(text: str) -> bool:
+    return isinstance(yaml.compose(text, Loader=yaml.SafeLoader), yaml.MappingNode)
+
+
 def check_config_sizes(args: list[str]) -> None:
     """Refuses a command line whose YAML (``--config`` files, other YAML files, inline values)
-    expands to more than :data:`MAX_NODES` nodes.
+    expands to more than :data:`MAX_NODES` nodes, or whose YAML file is not a mapping.
 
     Raises:
-        InputError: naming the file or flag and its expanded size.
+        InputError: naming the file or flag (and its expanded size).
     """
     for arg in args:
         value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
         path = Path(value)
-        if value.endswith((".yaml", ".yml")) and path.is_file():
+        is_file = value.endswith((".yaml", ".yml")) and path.is_file()
+        if is_file:
             text, source = path.read_text(errors="replace"), repr(str(path))
         elif "*" in value and "&" in value:  # an inline YAML value with aliases
             text, source = value, f"the value {value[:40]!r}"
         else:
             continue
         nodes = expanded_size(text)
+        if is_file and nodes and not _is_mapping(text):
+            raise InputError(
+                f"config file {source} is not a mapping of sections (trainer:, model:, data:)"
+            )
         if nodes > MAX_NODES:
             raise InputError(
                 f"{source} expands to {nodes} YAML nodes, aliases resolved (at most {MAX_NODES}):"

@@ -67,10 +67,15 @@ def load_checkpoint(
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
-        found = _GLOBAL.search(str(error))
+        found = _GLOBAL.search(str(error))  # the refused object, as torch names it
+        if found is not None:
+            raise InputError(
+                f"{what} {str(path)!r} holds Python objects, not only tensors and plain data "
+                f"({found.group(0)}): refused, nothing in it was run"
+            ) from None
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no detail"
         raise InputError(
-            f"{what} {str(path)!r} holds Python objects, not only tensors and plain data"
-            f"{f' ({found.group(0)})' if found else ''}: refused, nothing in it was run"
+            f"{what} {str(path)!r} is not a readable checkpoint (UnpicklingError: {detail})"
         ) from None
     except Exception as error:
         detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no detail"

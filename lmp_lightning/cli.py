@@ -23,6 +23,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lmp_lightning import __version__
 from lmp_lightning._yaml import check_config_sizes
@@ -113,7 +114,13 @@ NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_k
 def _saved_hyper_parameters(path: Path) -> dict[str, Any]:
     # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
     saved = load_checkpoint(path, what="--ckpt_path:", mmap=True)
-    return saved.get("hyper_parameters", {}) if isinstance(saved, dict) else {}
+    if not isinstance(saved, dict) or not {"state_dict", "pytorch-lightning_version"} <= set(saved):
+        raise InputError(
+            f"--ckpt_path: {str(path)!r} is not a checkpoint of a Lightning fit (it needs "
+            "'state_dict' and 'pytorch-lightning_version'); to start from its weights, use "
+            "--model.init_weights"
+        )
+    return saved.get("hyper_parameters", {})
 
 
 class SegmentationCLI(LightningCLI):
@@ -163,6 +170,8 @@ class SegmentationCLI(LightningCLI):
         if not ckpt_path:
             return
         path = Path(ckpt_path)
+        if str(ckpt_path).strip() == ZOO_PREFIX:
+            raise InputError("--ckpt_path zoo: names no entry; `lmp-seg zoo list` lists them")
         if str(ckpt_path).startswith(ZOO_PREFIX):  # its weights: init_weights loads and verifies
             hparams = network_arguments(str(ckpt_path))
             config.model.init_weights, config.model.encoder_weights = str(ckpt_path), None
@@ -196,6 +205,9 @@ class SegmentationCLI(LightningCLI):
         or YAML) become the model's ``optimizer`` and ``lr_scheduler``: one optimiser, and a
         scheduler that still steps per optimiser step."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        root = (config.get("trainer") or {}).get("default_root_dir")
+        if root is not None and Path(root).exists() and not Path(root).is_dir():
+            raise InputError(f"--trainer.default_root_dir {str(root)!r} is a file, not a folder")
         for key in ("optimizer", "lr_scheduler"):
             if config.get(key) is not None and config.get("model") is not None:
                 config.model[key], config[key] = config[key], None
@@ -358,6 +370,14 @@ def _parse_error_message(error: BaseException) -> str:
     message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
     if "\n" not in message.strip():
         return message
+    nested = _NESTED.search(message)
+    outer = re.match(r'Parser key "([\w.]+)"', message)
+    if nested and outer:  # an argument of a class given by flag: --model.loss.init_args.nope
+        key, value = f"{outer.group(1)}.{nested.group(1)}", nested.group(2)
+        return (
+            f"--{key}={value}: not an argument of the chosen class, or not a valid value for "
+            f"it (--{outer.group(1)}.help CLASS lists a class's arguments)"
+        )
     if message.startswith('Parser key "model.loss"'):
         given = re.search(r"Given value: (.*)", message)
         value = given.group(1).strip() if given else "?"
@@ -369,9 +389,16 @@ def _parse_error_message(error: BaseException) -> str:
         for line in lines
         if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)
     ]
+    if not reasons and key and len(lines) > 1:  # a single reason, on the next line
+        reasons = lines[1:2]
+    key = re.sub(r'^Parser key "([\w.]+)"', r"--\1", key)
     if reasons:
         return f"{key}: {reasons[0]}" if key else reasons[0]
     return lines[0] if lines else message
+
+
+_NESTED = re.compile(r"Given value: NestedArg\(key='([\w.]+)', val='([^']*)'\)")
+"""jsonargparse's value of a class argument given by flag (``--model.loss.init_args.p 3``)."""
 
 
 def main(args: list[str] | None = None) -> None:
@@ -419,6 +446,7 @@ def main(args: list[str] | None = None) -> None:
         FileNotFoundError,
         FileExistsError,
         ConnectionError,
+        MisconfigurationException,  # a Trainer argument Lightning refuses (--trainer.devices 0)
     ) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise

@@ -21,6 +21,7 @@ from torchmetrics.classification import (
 )
 
 from lmp_lightning.checkpoints import load_checkpoint
+from lmp_lightning.errors import InputError
 from lmp_lightning.inference import InferenceMode, tiled_logits
 from lmp_lightning.losses import CrossEntropy, SegmentationLoss, build_loss
 from lmp_lightning.losses.functional import check_logits_target
@@ -196,7 +197,20 @@ class SegmentationModule(LightningModule):
             logits = self(batch["image"])
             loss = self.loss(logits, batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        labelled = (batch["mask"] != self.ignore_index).sum()
+        self._labelled_pixels = labelled + getattr(self, "_labelled_pixels", 0)
         return {"loss": loss, "preds": logits.detach().argmax(1)}
+
+    def on_train_epoch_start(self) -> None:
+        self._labelled_pixels = 0
+
+    def on_train_epoch_end(self) -> None:
+        labelled = torch.as_tensor(getattr(self, "_labelled_pixels", 0), device=self.device)
+        if not self.trainer.strategy.reduce(labelled.float(), reduce_op="sum") > 0:
+            raise InputError(
+                f"the training epoch had no labelled pixels: every mask pixel of its crops is "
+                f"the ignore label {self.ignore_index}; check the training masks"
+            )
 
     def infer(self, image: Tensor) -> Tensor:
         """Logits of a full image with the configured inference mode (validate, test, predict)."""
@@ -251,6 +265,12 @@ class SegmentationModule(LightningModule):
 
     def _log_epoch(self, stage: str) -> None:
         values = self._metrics(stage).compute()  # synchronised across processes
+        sanity = self._trainer is not None and self.trainer.sanity_checking
+        if not sanity and not values[f"{stage}/confmat"].sum() > 0:
+            raise InputError(
+                f"the {stage} split has no labelled pixels: every mask pixel is the ignore "
+                f"label {self.ignore_index}; its IoU is undefined (check the {stage} masks)"
+            )
         iou = values[f"{stage}/iou"]
         self.log(f"{stage}/mIoU", iou.nanmean(), prog_bar=True)
         logged = {f"{stage}/pixel_acc": values[f"{stage}/pixel_acc"]}
@@ -383,7 +403,7 @@ class SegmentationModule(LightningModule):
         self._apply_optimizer_arguments(checkpoint, saved)
         for key in ("arch", "encoder_name", "num_classes", "in_channels", "output_stride"):
             if key in saved and saved[key] != self.hparams.get(key):
-                raise ValueError(
+                raise InputError(
                     f"the checkpoint was trained with {key}={saved[key]!r} but this model has "
                     f"{key}={self.hparams.get(key)!r}; build the model with the checkpoint's "
                     f"settings (checkpoint: arch={saved.get('arch')!r}, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,94 @@ def alias_bomb(tmp: Path, section: str, key: str) -> Path:
     return path
 
 
+def mask_file(tmp: Path, mask: np.ndarray, split: str = "train", *extra: str) -> list[str]:
+    """A folder data set whose ``masks/<split>/1.png`` is ``mask``."""
+    root = folder_data(tmp / "d")
+    cv2.imwrite(str(root / "masks" / split / "1.png"), mask)
+    return fit_args(root, tmp, *extra)
+
+
+def with_label(value: int, dtype: type = np.uint8) -> np.ndarray:
+    mask = np.zeros((40, 56), dtype)
+    mask[0, 0] = value
+    return mask
+
+
+def tiny_image(tmp: Path) -> list[str]:
+    root = folder_data(tmp / "d")
+    cv2.imwrite(str(root / "images" / "train" / "1.png"), np.zeros((1, 1, 3), np.uint8))
+    cv2.imwrite(str(root / "masks" / "train" / "1.png"), np.zeros((1, 1), np.uint8))
+    return fit_args(root, tmp)
+
+
+def bomb_mask(tmp: Path) -> list[str]:
+    """A 100-byte mask PNG that declares 20000 x 20000 pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    data = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+    root = folder_data(tmp / "d")
+    png_bytes = b"\x89PNG\r\n\x1a\n" + data + chunk(b"IEND", b"")
+    (root / "masks" / "train" / "1.png").write_bytes(png_bytes)
+    return fit_args(root, tmp)
+
+
+def edited_folder(tmp: Path, edit: Callable[[Path], Any], *extra: str) -> list[str]:
+    root = folder_data(tmp / "d")
+    edit(root)
+    return fit_args(root, tmp, *extra)
+
+
+def loop_folder(path: Path) -> None:
+    shutil.rmtree(path)
+    path.symlink_to(path)
+
+
+def all_ignore(root: Path, split: str) -> None:
+    for mask in (root / "masks" / split).iterdir():
+        cv2.imwrite(str(mask), np.full((40, 56), 255, np.uint8))
+
+
+def three_class_checkpoint(tmp: Path) -> list[str]:
+    """A Lightning checkpoint of a fit on a 3-class folder, resumed into a 10-class run."""
+    main(fit_args(folder_data(tmp / "d"), tmp))
+    (ckpt,) = (tmp / "run").rglob("*.ckpt")
+    return ["fit", *SMALL, f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={tmp / 'b'}"]
+
+
+def plain_checkpoint(tmp: Path) -> Path:
+    module = SegmentationModule("fpn", "resnet18", num_classes=10)
+    path = tmp / "weights.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def small_fit(tmp: Path, *extra: str) -> list[str]:
+    return ["fit", *SMALL, "--trainer.max_steps=1", f"--trainer.default_root_dir={tmp}", *extra]
+
+
+def results_pair(tmp: Path, change: Callable[[dict[str, Any]], None]) -> list[str]:
+    """``compare`` of a valid results file against one edited by ``change``."""
+    from lmp_lightning.reports import ClassResults
+
+    base = ClassResults(["a", "b"], [0.5, 0.25], [100, 10], 0.375).save(tmp / "base.json")
+    data = json.loads(base.read_text())
+    change(data)
+    run = tmp / "run.json"
+    run.write_text(json.dumps(data))
+    return ["compare", str(base), str(run)]
+
+
 def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return lambda d: d.__setitem__(key, value)
 
@@ -255,6 +344,90 @@ CASES = [
                  "'sha256' must map file names", id="index-digest-not-a-string"),
     pytest.param(lambda t: zoo_index(t, lambda s: s["sha256"].pop("card.json")),
                  r"must pin \['card.json'\]", id="index-card-not-pinned"),
+    # --- data files: one line naming the file (issue 28)
+    pytest.param(lambda t: mask_file(t, with_label(7)),
+                 r"label file '.*train/1\.png' has values \[7\] outside", id="mask-label-8-bit"),
+    pytest.param(lambda t: mask_file(t, with_label(3000, np.uint16)),
+                 r"label file '.*train/1\.png' has values \[3000\]", id="mask-label-16-bit"),
+    pytest.param(lambda t: mask_file(t, with_label(7), "val"),
+                 r"label file '.*val/1\.png' has values \[7\]", id="mask-label-val"),
+    pytest.param(lambda t: mask_file(t, np.zeros((30, 56), np.uint8)),
+                 r"image '.*1\.png' is \(40, 56\) but its label file '.*1\.png' is \(30, 56\)",
+                 id="mask-of-another-size"),
+    pytest.param(tiny_image, r"image '.*1\.png' \(1x1 pixels\) cannot be scaled and cropped",
+                 id="image-1x1"),
+    pytest.param(bomb_mask, r"label file '.*1\.png' is refused: Image size \(400000000 pixels\)",
+                 id="mask-decompression-bomb"),
+    pytest.param(lambda t: edited_folder(t, lambda r: (r / "classes.txt").write_text(
+                     "a\nb\nc\nignore: 100000000000\n")),
+                 r"classes\.txt': ignore must be a label in 0\.\.65535", id="ignore-label-huge"),
+    pytest.param(lambda t: edited_folder(t, lambda r: (r / "classes.txt").write_bytes(
+                     b"a\n\xff\xfe\nc\n")),
+                 r"class file '.*classes\.txt' is not UTF-8", id="classes-not-utf8"),
+    pytest.param(lambda t: edited_folder(t, lambda r: [loop_folder(r / "masks" / "val"),
+                                                       loop_folder(r / "images" / "val")]),
+                 r"image folder '.*images/val' is a broken or looping symlink",
+                 id="looping-val-folder"),
+    pytest.param(lambda t: edited_folder(t, lambda r: shutil.rmtree(r / "images" / "val")),
+                 r"split 'val' is not available: FolderDataset has in this directory the splits "
+                 r"\['train'\]", id="missing-val-split"),
+    pytest.param(lambda t: edited_folder(t, lambda r: (r / "images" / "train" / "9.png").symlink_to(
+                     r / "nowhere.png")),
+                 r"image '.*train/9\.png' is a broken or looping symlink", id="dangling-symlink"),
+    pytest.param(lambda t: edited_folder(t, lambda r: (r / "images" / "train" / "0a.png").mkdir()),
+                 r"image '.*train/0a\.png' is not a file", id="folder-named-png"),
+    pytest.param(lambda t: edited_folder(t, lambda r: all_ignore(r, "train")),
+                 "the training epoch had no labelled pixels", id="every-train-mask-ignored"),
+    pytest.param(lambda t: edited_folder(t, lambda r: all_ignore(r, "val"),
+                                         "--trainer.max_steps=-1", "--trainer.max_epochs=1"),
+                 "the val split has no labelled pixels", id="every-val-mask-ignored"),
+    # --- flags and files (issue 28)
+    pytest.param(three_class_checkpoint, "the checkpoint was trained with num_classes=3",
+                 id="three-class-checkpoint-into-ten"),
+    pytest.param(lambda t: small_fit(t, f"--ckpt_path={plain_checkpoint(t)}"),
+                 r"is not a checkpoint of a Lightning fit .* use --model\.init_weights",
+                 id="ckpt-path-not-a-lightning-checkpoint"),
+    pytest.param(lambda t: small_fit(t, "--trainer.devices=0"), r"Trainer\(devices='0'\)",
+                 id="devices-0"),
+    pytest.param(lambda t: small_fit(t, "--trainer.max_epochs=-5"), "max_epochs. must be",
+                 id="max-epochs-negative"),
+    pytest.param(lambda t: small_fit(t, "--trainer.limit_train_batches=-1"),
+                 "invalid value -1 for limit_train_batches", id="limit-train-batches-negative"),
+    pytest.param(lambda t: small_fit(t, "--data.image_size=[0,80]"), "height must be at least 32",
+                 id="image-size-0"),
+    pytest.param(lambda t: small_fit(t, "--data.crop_size=100000"),
+                 "crop_size must be at most 4096", id="crop-size-huge"),
+    pytest.param(lambda t: small_fit(t, "--data.std=[0,0,0]"), r"std must lie within \[1e-6, 1e3\]",
+                 id="std-0"),
+    pytest.param(lambda t: small_fit(t, "--data.mean=[0.5,0.5]"),
+                 r"--data\.mean: Expected a tuple with 3 elements", id="mean-of-two"),
+    pytest.param(lambda t: small_fit(t, "--model.optimizer.lr=nan"),
+                 r"--model\.optimizer\.lr=nan: not an argument .* or not a valid value",
+                 id="lr-nan"),
+    pytest.param(lambda t: small_fit(t, "--model.loss=lmp", "--model.loss.init_args.nope=3"),
+                 r"--model\.loss\.nope=3: not an argument of the chosen class",
+                 id="unknown-loss-argument"),
+    pytest.param(lambda t: small_fit(t, "--ckpt_path=zoo:"), "--ckpt_path zoo: names no entry",
+                 id="ckpt-path-zoo-empty"),
+    pytest.param(lambda t: ["fit", "--config", str(written(t / "list.yaml", "- a\n- b\n"))],
+                 r"list\.yaml' is not a mapping of sections", id="yaml-config-a-list"),
+    pytest.param(lambda t: ["fit", *SMALL, f"--trainer.default_root_dir={written(t / 'f', '')}"],
+                 r"--trainer\.default_root_dir '.*f' is a file", id="root-dir-a-file"),
+    # --- results files (issue 28)
+    pytest.param(lambda t: results_pair(t, lambda d: d["iou"].__setitem__(0, 2.0)),
+                 r"the IoU of 'a' must be in \[0, 1\].*got 2\.0", id="results-iou-2"),
+    pytest.param(lambda t: results_pair(t, lambda d: d["iou"].__setitem__(1, -1.0)),
+                 r"the IoU of 'b' must be in \[0, 1\]", id="results-iou-negative"),
+    pytest.param(lambda t: results_pair(t, lambda d: d["pixel_counts"].__setitem__(0, -5)),
+                 r"the pixel count of 'a' must be an int >= 0", id="results-negative-count"),
+    pytest.param(lambda t: results_pair(t, _set("miou", 0.9)),
+                 r"miou 0\.9 is not the mean of the per-class IoU \(0\.375000\)",
+                 id="results-miou-disagrees"),
+    pytest.param(lambda t: results_pair(t, _set("miou", None)), "miou must be a number, got None",
+                 id="results-miou-null"),
+    pytest.param(lambda t: predict_folder(t, {"c.png": png(), "c_overlay.png": png()}),
+                 r"'c\.png' and 'c_overlay\.png' would both write 'c_overlay\.png'",
+                 id="predict-inputs-collide"),
 ]  # fmt: skip
 
 
@@ -437,3 +610,19 @@ def test_no_code_runs_from_resume_or_class_statistics(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="refused, nothing in it was run"):
         ClassStatistics.load(path)
     assert not (tmp_path / "marker").exists()
+
+
+def test_predict_writes_nothing_when_one_output_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every output name is checked before the first is written."""
+    args = predict_folder(tmp_path, {"a.png": png(), "b.png": png()})
+    out = tmp_path / "predictions"
+    out.mkdir()
+    (out / "b_overlay.png").write_bytes(b"the user's")
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "b_overlay.png exists" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["b_overlay.png"]
+    assert (out / "b_overlay.png").read_bytes() == b"the user's"

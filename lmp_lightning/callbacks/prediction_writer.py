@@ -11,6 +11,8 @@ import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 from PIL import Image
 
+from lmp_lightning.errors import InputError
+
 __all__ = ["PredictionWriter", "label_palette"]
 
 
@@ -57,6 +59,29 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.alpha, self.overwrite = alpha, overwrite
         self.palette = label_palette()
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Checks every output name before anything is written: two inputs that would write
+        one file (``c.png`` and ``c_overlay.png``), or a file already there, stop the run with
+        nothing written."""
+        loaders = trainer.predict_dataloaders
+        loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
+        writes: dict[str, str] = {}
+        for loader in loaders:
+            dataset = getattr(loader, "dataset", None)
+            names = getattr(dataset, "names", None)
+            files = getattr(dataset, "files", None)
+            if not isinstance(names, list) or not isinstance(files, list):
+                continue  # not an image folder (the test split): names by batch
+            for name, source in zip(names, files, strict=True):
+                for output in (f"{name}.png", f"{name}_overlay.png"):
+                    if output in writes:
+                        raise InputError(
+                            f"the predict inputs {writes[output]!r} and {Path(source).name!r} "
+                            f"would both write {output!r}; rename one of them"
+                        )
+                    writes[output] = Path(source).name
+                    self._target(output)
 
     def _target(self, name: str) -> Path:
         path = self.output_dir / name

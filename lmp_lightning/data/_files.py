@@ -74,6 +74,8 @@ def read_label(path: Path) -> np.ndarray:
                     "channel or palette PNG of class indices, not a colour image"
                 )
             return np.asarray(image)
+    except Image.DecompressionBombError as error:
+        raise InputError(f"label file {str(path)!r} is refused: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:
         if isinstance(error, InputError):
             raise
@@ -190,7 +192,7 @@ class FileListDataset(SegmentationDataset):
         """Maps raw label values through :attr:`label_map` to an ``int64`` mask.
 
         Raises:
-            ValueError: a value that the label map rejects; the message names ``path``.
+            InputError: a value that the label map rejects; the message names ``path``.
         """
         table = self.label_map
         if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= len(table)):
@@ -200,7 +202,7 @@ class FileListDataset(SegmentationDataset):
             bad = mask < 0
         if bad.any():
             allowed = np.flatnonzero(table >= 0).tolist()
-            raise ValueError(
+            raise InputError(
                 f"label file {str(path)!r} has values {np.unique(raw[bad]).tolist()} outside "
                 f"the valid raw labels {allowed}"
             )
@@ -213,7 +215,7 @@ class FileListDataset(SegmentationDataset):
         image_path, label_path = self.pairs[i]
         image, raw = read_rgb(image_path), read_label(label_path)
         if image.shape[:2] != raw.shape:
-            raise ValueError(
+            raise InputError(
                 f"image {str(image_path)!r} is {image.shape[:2]} but its label file "
                 f"{str(label_path)!r} is {raw.shape} (height, width)"
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import albumentations as A
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -136,8 +138,34 @@ class TransformedDataset(Dataset[dict[str, Tensor]]):
         sample = self.dataset[index]
         if self.epoch_seed is not None:
             self.transform.set_random_seed(epoch_seed(self.epoch_seed, index) % 2**32)
-        out = self.transform(image=sample["image"], mask=sample["mask"])
+        try:
+            out = self.transform(image=sample["image"], mask=sample["mask"])
+        except cv2.error as error:  # e.g. an image too small to scale
+            files = getattr(self.dataset, "files", None)
+            name = repr(str(files()[index][0])) if callable(files) else f"sample {index}"
+            height, width = sample["image"].shape[:2]
+            detail = str(error).strip().splitlines()[-1].rsplit("error: ", 1)[-1][:120]
+            raise InputError(
+                f"image {name} ({height}x{width} pixels) cannot be scaled and cropped: {detail}"
+            ) from None
         return {"image": out["image"], "mask": out["mask"].long()}
+
+
+MAX_CROP_SIZE = 4096
+"""The largest training crop side (a Cityscapes frame is 2048 x 1024)."""
+
+
+def _check_normalisation(mean: Sequence[float], std: Sequence[float]) -> None:
+    """``mean`` and ``std`` of three finite numbers each, ``std`` within [1e-6, 1e3] (a std of
+    0 divides every pixel by zero)."""
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) != 3 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise ValueError(f"{name} must be three finite numbers (R, G, B), got {list(values)}")
+    if not all(1e-6 <= v <= 1e3 for v in std):
+        raise ValueError(f"std must lie within [1e-6, 1e3] in each channel, got {list(std)}")
 
 
 def pad_collate(batch: list[dict[str, Tensor]], ignore_index: int = 255) -> dict[str, Tensor]:
@@ -270,6 +298,9 @@ class SegmentationDataModule(LightningDataModule):
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if crop_size > MAX_CROP_SIZE:
+            raise ValueError(f"crop_size must be at most {MAX_CROP_SIZE} pixels, got {crop_size}")
+        _check_normalisation(mean, std)
         self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
         if seed is None:
             seed = run_seed()
@@ -333,15 +364,20 @@ class SegmentationDataModule(LightningDataModule):
     def _raw(self, split: Split) -> SegmentationDataset:
         hp: Any = self.hparams
         count = hp.num_train_images if split == "train" else hp.num_val_images
-        return build_dataset(
-            hp.dataset,
-            split,
-            hp.root,
-            seed=hp.seed,
-            num_images=count,
-            image_size=tuple(hp.image_size),
-            **(hp.dataset_options or {}),
-        )
+        try:
+            return build_dataset(
+                hp.dataset,
+                split,
+                hp.root,
+                seed=hp.seed,
+                num_images=count,
+                image_size=tuple(hp.image_size),
+                **(hp.dataset_options or {}),
+            )
+        except (ValueError, TypeError) as error:  # the data set's arguments or files
+            if isinstance(error, InputError):
+                raise
+            raise InputError(f"{hp.dataset} {split} split: {error}") from None
 
     def setup(self, stage: str) -> None:
         splits: dict[str, Split] = {

@@ -11,11 +11,15 @@ import numpy as np
 from lmp_lightning.data._files import FileListDataset
 from lmp_lightning.data.base import Split
 from lmp_lightning.data.registry import register_dataset
+from lmp_lightning.errors import InputError
 
 __all__ = ["DEFAULT_IGNORE_INDEX", "FolderDataset", "read_classes"]
 
 DEFAULT_IGNORE_INDEX = 255
 """The ``ignore_index`` of a ``classes.txt`` without an ``ignore:`` line."""
+
+MAX_LABEL = 65535
+"""The largest label value a mask can hold (a 16-bit PNG)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _IGNORE_LINE = re.compile(r"ignore\s*:\s*(\S+)", re.IGNORECASE)
@@ -36,8 +40,8 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], int]:
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: no names, a repeated name or ``ignore:`` line, or a bad ignore label; the
-            message names ``path``.
+        ValueError: not UTF-8, no names, a repeated name or ``ignore:`` line, or a bad ignore
+            label (a class label, or not within 0..65535); the message names ``path``.
 
     Example:
         >>> import tempfile
@@ -52,7 +56,11 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], int]:
         raise FileNotFoundError(f"class file not found: {str(path)!r}")
     names: list[str] = []
     ignore: int | None = None
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"class file {str(path)!r} is not UTF-8 text: {error}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -74,10 +82,10 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], int]:
     if repeated:
         raise ValueError(f"class file {str(path)!r} repeats the class names {repeated}")
     ignore = DEFAULT_IGNORE_INDEX if ignore is None else ignore
-    if 0 <= ignore < len(names) or ignore < 0:
+    if 0 <= ignore < len(names) or not 0 <= ignore <= MAX_LABEL:
         raise ValueError(
-            f"class file {str(path)!r}: ignore must be a non-negative label other than the "
-            f"class labels 0..{len(names) - 1}, got {ignore}"
+            f"class file {str(path)!r}: ignore must be a label in 0..{MAX_LABEL} (a 16-bit "
+            f"mask value) other than the class labels 0..{len(names) - 1}, got {ignore}"
         )
     return tuple(names), ignore
 
@@ -157,6 +165,8 @@ root/
     def _find_pairs(cls, root: Path, split: Split) -> list[tuple[Path, Path]]:
         """Every image of ``root/images/<split>`` with its mask, sorted by stem."""
         image_dir, mask_dir = root / "images" / split, root / "masks" / split
+        if image_dir.is_symlink() and not image_dir.exists():
+            raise InputError(f"image folder {str(image_dir)!r} is a broken or looping symlink")
         if not image_dir.is_dir():
             present = [s for s in cls.splits if (root / "images" / s).is_dir()]
             if present:
@@ -164,8 +174,11 @@ root/
             raise cls.missing("image folder", image_dir, root)
         images: dict[str, Path] = {}
         for image in sorted(image_dir.iterdir()):
-            if image.suffix.lower() not in IMAGE_SUFFIXES or not image.is_file():
+            if image.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
+            if not image.is_file():  # skipping it would train on fewer images than there are
+                what = "a broken or looping symlink" if image.is_symlink() else "not a file"
+                raise InputError(f"image {str(image)!r} is {what}")
             if image.stem in images:
                 raise ValueError(
                     f"two images with the stem {image.stem!r}: {str(images[image.stem])!r} and "
