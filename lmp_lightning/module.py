@@ -197,16 +197,20 @@ class SegmentationModule(LightningModule):
             logits = self(batch["image"])
             loss = self.loss(logits, batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=logits.shape[0])
+        # (batches, labelled pixels) of the epoch: an epoch of ignored pixels only is an error
         labelled = (batch["mask"] != self.ignore_index).sum()
-        self._labelled_pixels = labelled + getattr(self, "_labelled_pixels", 0)
+        batches, pixels = getattr(self, "_train_labelled", (0, 0))
+        self._train_labelled = (batches + 1, pixels + labelled)
         return {"loss": loss, "preds": logits.detach().argmax(1)}
 
     def on_train_epoch_start(self) -> None:
-        self._labelled_pixels = 0
+        self._train_labelled = (0, 0)
 
     def on_train_epoch_end(self) -> None:
-        labelled = torch.as_tensor(getattr(self, "_labelled_pixels", 0), device=self.device)
-        if not self.trainer.strategy.reduce(labelled.float(), reduce_op="sum") > 0:
+        batches, pixels = getattr(self, "_train_labelled", (0, 0))
+        counts = torch.tensor([batches, float(pixels)], device=self.device)
+        batches, pixels = self.trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+        if batches > 0 and not pixels > 0:  # (a resumed epoch may have trained no batch)
             raise InputError(
                 f"the training epoch had no labelled pixels: every mask pixel of its crops is "
                 f"the ignore label {self.ignore_index}; check the training masks"

@@ -112,6 +112,10 @@ def zoo_entry(tmp: Path) -> Path:
     return export_checkpoint(ckpt, "entry", tmp / "zoo" / "entry")
 
 
+PINNED = ("model.safetensors", "card.json", "config.json")
+"""The files an index entry pins."""
+
+
 def zoo_index(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable[[], Any]:
     """An index of one entry with every digest pinned, then ``change`` applied to its entry."""
     from lmp_lightning.zoo import sha256_file
@@ -119,7 +123,7 @@ def zoo_index(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable[[
     entry = zoo_entry(tmp)
     spec = {
         "path": "entry",
-        "sha256": {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")},
+        "sha256": {f: sha256_file(entry / f) for f in PINNED},
     }
     change(spec)
     index = tmp / "zoo" / "index.json"
@@ -131,7 +135,7 @@ def edited_card(tmp: Path, change: Callable[[dict[str, Any]], None]) -> Callable
     from lmp_lightning.zoo import sha256_file
 
     entry = zoo_entry(tmp)
-    pinned = {f: sha256_file(entry / f) for f in ("model.safetensors", "card.json")}
+    pinned = {f: sha256_file(entry / f) for f in PINNED}
     card = json.loads((entry / "card.json").read_text())
     change(card)
     (entry / "card.json").write_text(json.dumps(card))
@@ -360,7 +364,8 @@ CASES = [
                  id="mask-decompression-bomb"),
     pytest.param(lambda t: edited_folder(t, lambda r: (r / "classes.txt").write_text(
                      "a\nb\nc\nignore: 100000000000\n")),
-                 r"classes\.txt': ignore must be a label in 0\.\.65535", id="ignore-label-huge"),
+                 r"classes\.txt': ignore must be a non-negative label up to 65535",
+                 id="ignore-label-huge"),
     pytest.param(lambda t: edited_folder(t, lambda r: (r / "classes.txt").write_bytes(
                      b"a\n\xff\xfe\nc\n")),
                  r"class file '.*classes\.txt' is not UTF-8", id="classes-not-utf8"),

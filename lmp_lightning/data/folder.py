@@ -84,8 +84,8 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], int]:
     ignore = DEFAULT_IGNORE_INDEX if ignore is None else ignore
     if 0 <= ignore < len(names) or not 0 <= ignore <= MAX_LABEL:
         raise ValueError(
-            f"class file {str(path)!r}: ignore must be a label in 0..{MAX_LABEL} (a 16-bit "
-            f"mask value) other than the class labels 0..{len(names) - 1}, got {ignore}"
+            f"class file {str(path)!r}: ignore must be a non-negative label up to {MAX_LABEL} "
+            f"(a 16-bit mask value) other than the class labels 0..{len(names) - 1}, got {ignore}"
         )
     return tuple(names), ignore
 

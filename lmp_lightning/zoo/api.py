@@ -17,6 +17,10 @@ __all__ = ["info", "list_models", "load"]
 def list_models(index: str | Path | None = None) -> list[str]:
     """The names of the zoo's entries (from ``zoo/index.json``).
 
+    The index is checked as :func:`~lmp_lightning.zoo.index.read_index` checks it: every entry
+    pins ``card.json``, ``config.json`` and ``model.safetensors``, names are plain and given
+    once, and local entries lie inside the index's folder.
+
     Args:
         index: another ``index.json`` (default: the repository's, or ``$LMP_ZOO_INDEX``).
 
@@ -25,7 +29,8 @@ def list_models(index: str | Path | None = None) -> list[str]:
 
     Raises:
         FileNotFoundError: the index does not exist.
-        ValueError: the index is malformed.
+        ValueError: the index is malformed, breaks one of those rules, or is nested too deeply
+            to parse (one line naming the file).
 
     Example:
         >>> "camvid-base-plus" in list_models()
@@ -52,6 +57,10 @@ def _locate(name_or_path: str | Path, index: str | Path | None) -> tuple[Path, d
 def info(name_or_path: str | Path, index: str | Path | None = None) -> dict[str, Any]:
     """The model card of an entry, with ``path``, its local directory.
 
+    The card's fields are checked when it is read (see
+    :class:`~lmp_lightning.zoo.card.ModelCard`): a ``std`` of 0 in float32 or a ``mean`` of
+    booleans fails here, not at ``segment``.
+
     Args:
         name_or_path: an entry name of :func:`list_models` or an entry directory.
         index: another ``index.json``.
@@ -62,6 +71,8 @@ def info(name_or_path: str | Path, index: str | Path | None = None) -> dict[str,
     Raises:
         KeyError: neither a name in the index nor a directory (the message lists the names).
         FileNotFoundError: the entry has no ``card.json``.
+        ValueError: a malformed index (see :func:`list_models`), or a card that is not valid
+            JSON or has a field out of its range (one line naming the file and the field).
         ConnectionError: a remote entry is not cached and cannot be downloaded.
 
     Example:
@@ -87,8 +98,10 @@ def load(name_or_path: str | Path, index: str | Path | None = None) -> Segmentat
     Raises:
         KeyError: neither a name in the index nor a directory (the message lists the names).
         FileNotFoundError: a file of the entry is missing (the message names it).
-        ValueError: a weights digest mismatch, or a card that disagrees with ``config.json``
-            or the weights (see :func:`~lmp_lightning.zoo.model.load_entry`).
+        ValueError: a malformed index (see :func:`list_models`), a digest mismatch, a card that
+            does not pin ``config.json`` and the weights, has a field out of its range, or
+            disagrees with ``config.json`` or the weights (see
+            :func:`~lmp_lightning.zoo.model.load_entry`).
         ConnectionError: a remote entry is not cached and cannot be downloaded.
 
     Example:

@@ -10,18 +10,152 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from lmp_lightning._hashing import sha256_file
 
-__all__ = ["CARD_FILE", "CONFIG_FILE", "WEIGHTS_FILE", "ModelCard", "sha256_file"]
+__all__ = [
+    "CARD_FILE",
+    "CONFIG_FILE",
+    "INPUT_SCALE_RANGE",
+    "MEAN_RANGE",
+    "STD_RANGE",
+    "WEIGHTS_FILE",
+    "ModelCard",
+    "check_pins",
+    "is_plain_name",
+    "read_json",
+    "sha256_file",
+]
 
 CARD_FILE = "card.json"
 CONFIG_FILE = "config.json"
 """segmentation_models_pytorch's configuration of the network (``save_pretrained``)."""
 WEIGHTS_FILE = "model.safetensors"
+
+MEAN_RANGE = (-1e3, 1e3)
+"""The allowed range of each normalisation mean (on [0, 1] pixel values)."""
+STD_RANGE = (1e-6, 1e3)
+"""The allowed range of each normalisation standard deviation: finite and > 0 in float32 too,
+the dtype ``segment`` normalises in (``1e-300`` is 0 there and would make every label 0)."""
+INPUT_SCALE_RANGE = (0.05, 4.0)
+"""The allowed range of ``input_scale``: the data sets are trained at 0.5 (CamVid) to 1.0;
+below 0.05 a 2048x1024 image shrinks to fewer than four stride-32 cells a side, above 4 an image
+grows to 16 times its pixels."""
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_PLAIN_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, no '..'"
+
+
+def is_plain_name(name: object) -> bool:
+    """Whether ``name`` is a plain file or entry name: a letter or digit, then letters, digits,
+    ``.``, ``_`` or ``-``, and no ``..`` (so no ``/``, ``\\``, absolute path or parent folder).
+
+    Example:
+        >>> is_plain_name("model.safetensors"), is_plain_name("../../etc/passwd")
+        (True, False)
+    """
+    return isinstance(name, str) and bool(_PLAIN_NAME.fullmatch(name)) and ".." not in name
+
+
+def check_pins(pins: object, where: str, field: str) -> dict[str, str]:
+    """``pins`` if it maps plain file names (see :func:`is_plain_name`) to SHA-256 digests.
+
+    Args:
+        pins: the digests by file name (an index entry's ``sha256``, a card's
+            ``weights_sha256``).
+        where: what holds them, for the message (``"index.json: entry 'x'"``).
+        field: their field, for the message.
+
+    Raises:
+        ValueError: not a mapping of strings to 64-digit hexadecimal digests, or a file name
+            that is not plain (one line naming ``where``, ``field`` and the file).
+
+    Example:
+        >>> check_pins({"../card.json": "0" * 64}, "demo", "sha256")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: demo: sha256 pins '../card.json', not a plain file name (letters, ...
+    """
+    if not isinstance(pins, Mapping) or not all(
+        isinstance(f, str) and isinstance(d, str) and _SHA256.fullmatch(d) for f, d in pins.items()
+    ):
+        raise ValueError(
+            f"{where}: {field} must map file names to 64-digit hexadecimal digests, got {pins!r}"
+        )
+    for file in pins:
+        if not is_plain_name(file):
+            raise ValueError(
+                f"{where}: {field} pins {file!r}, not a plain file name ({_PLAIN_RULE}): an "
+                "entry's files lie in its directory"
+            )
+    return dict(pins)
+
+
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; a key named twice raises (``json`` keeps the last)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _DuplicateKeyError(key)
+        data[key] = value
+    return data
+
+
+def read_json(path: str | Path) -> Any:
+    """The data of a JSON file of the zoo (an index, a card, a network configuration).
+
+    A key named twice in one object is refused (``json`` would keep the last silently, so two
+    entries of one name would resolve to the second), and so is nesting too deep for the parser
+    (``json`` raises ``RecursionError``).
+
+    Raises:
+        ValueError: the file is not UTF-8 JSON, names a key twice in one object, or is nested
+            too deeply (one line naming the file).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "index.json"
+        >>> _ = path.write_text('{"entries": {"a": 1, "a": 2}}')
+        >>> read_json(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: ...index.json names 'a' twice in one JSON object (a duplicate key)
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique)
+    except _DuplicateKeyError as error:
+        raise ValueError(
+            f"{path} names {error.key!r} twice in one JSON object (a duplicate key)"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to be read as JSON") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _fmt(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]"
 
 
 @dataclass
@@ -54,17 +188,33 @@ class ModelCard:
         metrics: ``{"miou": float, "iou": [...], "pixel_counts": [...]}`` (per class, in label
             order; NaN IoU stored as ``null``) or ``{}``.
         weights_sha256: SHA-256 of every file the model is loaded from (``model.safetensors``
-            and, since cards record it, ``config.json``), by file name.
+            and ``config.json``), by plain file name; a card without both is not loaded.
         license: the license of the weights.
         date: the export date (ISO 8601).
         version: the lmp_lightning version that exported the entry.
         source_checkpoint: the file name of the exported checkpoint.
+
+    The numbers are checked when a card is made or read, each failure one line naming the field
+    and what is allowed: ``in_channels``, ``num_classes`` and ``stride`` are positive integers,
+    ``ignore_index`` an integer or ``None``, ``class_names`` a list of ``num_classes`` distinct
+    non-empty names, ``mean`` and ``std`` lists of ``in_channels`` real numbers (not booleans)
+    in :data:`MEAN_RANGE` and :data:`STD_RANGE` (so finite, and std > 0, in float32 too),
+    ``input_scale`` a real number in :data:`INPUT_SCALE_RANGE`, ``weights_sha256`` plain file
+    names to SHA-256 digests (:func:`check_pins`).
+
+    Raises:
+        ValueError: a field breaks one of those rules.
 
     Example:
         >>> card = ModelCard(name="demo", architecture="fpn", encoder="resnet18", in_channels=3,
         ...                  num_classes=2, class_names=["bg", "fg"])
         >>> ModelCard.from_dict(card.to_dict()) == card
         True
+        >>> ModelCard(name="demo", architecture="fpn", encoder="resnet18",  # doctest: +ELLIPSIS
+        ...           in_channels=3, num_classes=2, class_names=["bg", "fg"], std=[1e-300] * 3)
+        Traceback (most recent call last):
+        ...
+        ValueError: card 'demo': std out of range: mean must be finite and std finite and > 0 ...
     """
 
     name: str
@@ -94,19 +244,14 @@ class ModelCard:
     source_checkpoint: str | None = None
 
     def __post_init__(self) -> None:
-        if len(self.class_names) != self.num_classes:
+        where = f"card {self.name!r}"
+        for key in ("in_channels", "num_classes", "stride"):
+            value = getattr(self, key)
+            if not (_is_int(value) and value >= 1):
+                raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+        if self.ignore_index is not None and not _is_int(self.ignore_index):
             raise ValueError(
-                f"card {self.name!r}: class_names has {len(self.class_names)} names but "
-                f"num_classes={self.num_classes}"
-            )
-        if (
-            isinstance(self.input_scale, bool)
-            or not isinstance(self.input_scale, int | float)
-            or not (math.isfinite(self.input_scale) and self.input_scale > 0)
-        ):
-            raise ValueError(
-                f"card {self.name!r}: input_scale must be a positive number, got "
-                f"{self.input_scale!r}"
+                f"{where}: ignore_index must be an integer or null, got {self.ignore_index!r}"
             )
         if (
             not isinstance(self.class_names, list)
@@ -114,22 +259,43 @@ class ModelCard:
             or len(set(self.class_names)) != len(self.class_names)
         ):
             raise ValueError(
-                f"card {self.name!r}: class_names must be distinct non-empty names, got "
+                f"{where}: class_names must be a list of distinct non-empty names, got "
                 f"{self.class_names!r}"
             )
-        values = [*self.mean, *self.std]
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values) or not all(
-            v > 0 for v in self.std
-        ):
+        if len(self.class_names) != self.num_classes:
             raise ValueError(
-                f"card {self.name!r}: mean must be finite and std finite and > 0, got "
-                f"mean={self.mean}, std={self.std}"
+                f"{where}: class_names has {len(self.class_names)} names but "
+                f"num_classes={self.num_classes}"
             )
-        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+        low, high = INPUT_SCALE_RANGE
+        if not (_is_real(self.input_scale) and low <= self.input_scale <= high):
             raise ValueError(
-                f"card {self.name!r}: mean and std need in_channels={self.in_channels} values, "
-                f"got mean={self.mean}, std={self.std}"
+                f"{where}: input_scale must be a real number in {_fmt(INPUT_SCALE_RANGE)} (the "
+                f"factor an image is resized by; 0.5 for CamVid), got {self.input_scale!r}"
             )
+        self._check_normalisation(where)
+        check_pins(self.weights_sha256, where, "weights_sha256")
+
+    def _check_normalisation(self, where: str) -> None:
+        """``mean`` and ``std``: ``in_channels`` real numbers each, within their ranges."""
+        n = self.in_channels
+        for key, bounds in (("mean", MEAN_RANGE), ("std", STD_RANGE)):
+            values = getattr(self, key)
+            if not isinstance(values, list | tuple) or not all(_is_real(v) for v in values):
+                raise ValueError(
+                    f"{where}: {key} must be a list of in_channels={n} real numbers in "
+                    f"{_fmt(bounds)}, got {values!r}"
+                )
+            if len(values) != n:
+                raise ValueError(
+                    f"{where}: {key} needs in_channels={n} values, got {len(values)}: {values}"
+                )
+            if not all(bounds[0] <= v <= bounds[1] for v in values):  # NaN fails too
+                raise ValueError(
+                    f"{where}: {key} out of range: mean must be finite and std finite and > 0 "
+                    f"in float32, mean in {_fmt(MEAN_RANGE)} and std in {_fmt(STD_RANGE)}; "
+                    f"got mean={self.mean}, std={self.std}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """The card as plain JSON-ready data."""
@@ -140,7 +306,8 @@ class ModelCard:
         """A card from :meth:`to_dict` data; unknown keys are ignored (newer cards).
 
         Raises:
-            ValueError: a required field is missing or a field is inconsistent.
+            ValueError: a required field is missing, or a field is inconsistent or out of its
+                range (see the class).
         """
         known = {f.name for f in fields(cls)}
         try:
@@ -174,19 +341,18 @@ class ModelCard:
 
     @classmethod
     def load(cls, directory: str | Path) -> ModelCard:
-        """Reads the ``card.json`` of an entry directory.
+        """Reads the ``card.json`` of an entry directory, checking its fields (see the class).
 
         Raises:
             FileNotFoundError: no ``card.json`` there (the message names it).
-            ValueError: the file is not valid JSON or not a model card (the message names it).
+            ValueError: the file is not valid JSON (a key twice in one object and nesting too
+                deep included, see :func:`read_json`) or not a model card, or a field is out of
+                its range (one line naming the file and the field).
         """
         path = Path(directory) / CARD_FILE
         if not path.is_file():
             raise FileNotFoundError(f"model card not found: {str(path)!r}")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        data = read_json(path)
         if not isinstance(data, dict):
             raise ValueError(f"{path} is not a model card (a JSON object)")
         try:

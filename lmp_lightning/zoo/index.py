@@ -1,11 +1,15 @@
 """The zoo index (``zoo/index.json``): the single source of truth for which entries exist.
 
-An entry is local (``{"path": "<dir relative to zoo/>"}``) or remote, with the SHA-256 of its
-files (``card.json`` and ``model.safetensors`` at least, ``config.json`` too when listed by
-:func:`add_to_index`) pinned in the index: ``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}``
-(a Hugging Face Hub repository at a pinned revision, cached by huggingface_hub) or
+An entry is local (``{"path": "<dir relative to zoo/>"}``) or remote, and every entry pins the
+SHA-256 of the files it is built from, ``card.json``, ``config.json`` and ``model.safetensors``:
+``{"url": "hub:<repo_id>@<revision>", "sha256": {...}}`` (a Hugging Face Hub repository at a
+pinned revision, cached by huggingface_hub) or
 ``{"url": "https://.../<entry>.tar.gz", "archive_sha256": "...", "sha256": {...}}`` (an archive
 of the entry directory, cached under ``~/.cache/lmp_lightning/zoo``, or ``$XDG_CACHE_HOME``).
+
+An index never reaches outside its folders: entry names and pinned file names are plain names
+(:func:`~lmp_lightning.zoo.card.is_plain_name`), a local entry lies inside the index's folder,
+and a name given twice is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from lmp_lightning.resources import zoo_dir
-from lmp_lightning.zoo.card import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
+from lmp_lightning.zoo.card import (
+    CARD_FILE,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelCard,
+    check_pins,
+    is_plain_name,
+    read_json,
+    sha256_file,
+)
 
 __all__ = [
     "DEFAULT_INDEX",
@@ -58,10 +71,11 @@ class ZooEntry:
     """One entry of the index.
 
     Attributes:
-        name: the entry's name.
+        name: the entry's name (a plain name: it names the entry's cache folder).
         path: the local directory (absolute), for entries in the repository.
         url: ``hub:<repo_id>@<revision>`` or an https URL of an archive, for remote entries.
-        sha256: SHA-256 of the entry's files by file name, checked on every load.
+        sha256: SHA-256 of the entry's files by plain file name (``card.json``,
+            ``config.json`` and ``model.safetensors`` at least), checked on every load.
         archive_sha256: SHA-256 of the downloaded archive (https entries).
     """
 
@@ -75,6 +89,12 @@ class ZooEntry:
 def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
     """The entries of a zoo index, by name.
 
+    Every entry must pin the SHA-256 of ``card.json``, ``config.json`` (the network: other atrous
+    rates or output stride load the same weights and label otherwise) and
+    ``model.safetensors``. Entry names and pinned file names must be plain names
+    (:func:`~lmp_lightning.zoo.card.is_plain_name`: no ``/``, ``\\`` or ``..``), a local
+    entry's ``path`` must stay inside the index's folder, and no name may be given twice.
+
     Args:
         path: the ``index.json``; default ``$LMP_ZOO_INDEX`` or :data:`DEFAULT_INDEX`.
 
@@ -83,7 +103,9 @@ def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
 
     Raises:
         FileNotFoundError: no index file (the message names it).
-        ValueError: a malformed index or entry (the message names the file and entry).
+        ValueError: a malformed index or entry, a missing pin, a name that is not plain or is
+            given twice, a path outside the folder, or JSON nested too deeply (one line naming
+            the file and the entry).
 
     Example:
         >>> sorted(read_index()["camvid-lmp"].sha256)
@@ -92,47 +114,61 @@ def read_index(path: str | Path | None = None) -> dict[str, ZooEntry]:
     path = Path(path or os.environ.get("LMP_ZOO_INDEX") or DEFAULT_INDEX)
     if not path.is_file():
         raise FileNotFoundError(f"zoo index not found: {str(path)!r}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    data = read_json(path)  # a name twice in the 'entries' mapping is refused there
     raw = data.get("entries") if isinstance(data, dict) else None
     if isinstance(raw, list):
-        items = [(e.get("name") if isinstance(e, dict) else None, e) for e in raw]
+        items: list[tuple[str, Any]] = []
+        for number, spec in enumerate(raw):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                raise ValueError(f"{path}: entry #{number} has no 'name' (a plain name string)")
+            items.append((spec["name"], spec))
     elif isinstance(raw, dict):
         items = list(raw.items())
     else:
         raise ValueError(f"{path} has no 'entries' list or mapping")
     entries: dict[str, ZooEntry] = {}
     for name, spec in items:
-        entries[str(name)] = _entry(str(name), spec, path)
+        if name in entries:
+            raise ValueError(f"{path} lists the entry {name!r} twice")
+        entries[name] = _entry(name, spec, path)
     return entries
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+PINNED_FILES = (CARD_FILE, CONFIG_FILE, WEIGHTS_FILE)
+"""The files every index entry pins: the card (classes, normalisation), the network's
+configuration and the weights."""
+
+
+def _check_name(name: object, where: str) -> None:
+    if not is_plain_name(name):
+        raise ValueError(
+            f"{where}: not a plain name (letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit, no '..'): an entry's name names its folders"
+        )
+
+
+def _is_hub_name(name: str) -> bool:
+    """A repository id or revision that stays in its Hugging Face cache folder (git refs and
+    repository ids never hold ``..``)."""
+    return bool(name) and not name.startswith("/") and "\\" not in name and ".." not in name
 
 
 def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
     where = f"{index}: entry {name!r}"
+    _check_name(name, where)
     if not isinstance(spec, dict) or ("path" in spec) == ("url" in spec):
         raise ValueError(f"{where} needs exactly one of 'path' or 'url'")
-    sha256 = spec.get("sha256") or {}
-    if not isinstance(sha256, dict) or not all(
-        isinstance(f, str) and isinstance(d, str) and _HEX64.fullmatch(d.lower())
-        for f, d in sha256.items()
-    ):
-        raise ValueError(
-            f"{where}: 'sha256' must map file names to 64-digit hexadecimal digests, got {sha256!r}"
-        )
-    missing = {CARD_FILE, WEIGHTS_FILE} - set(sha256)
-    if missing:
-        raise ValueError(
-            f"{where}: 'sha256' must pin {sorted(missing)} too (the card holds the classes and "
-            "the normalisation, so it is verified like the weights)"
-        )
     for key in ("path", "url", "archive_sha256"):
         if key in spec and not isinstance(spec[key], str):
             raise ValueError(f"{where}: {key!r} must be a string, got {spec[key]!r}")
+    sha256 = check_pins(spec.get("sha256") or {}, where, "'sha256'")
+    missing = set(PINNED_FILES) - set(sha256)
+    if missing:
+        raise ValueError(
+            f"{where}: 'sha256' must pin {sorted(missing)} too (every entry pins card.json, "
+            "config.json and model.safetensors: the classes, the network and the weights)"
+        )
     if "path" in spec:
         local = (index.parent / spec["path"]).resolve()
         if not local.is_relative_to(index.parent.resolve()):
@@ -145,8 +181,18 @@ def _entry(name: str, spec: Any, index: Path) -> ZooEntry:
         )
     if url.startswith("hub:") and "@" not in url:
         raise ValueError(f"{where}: pin a revision, 'hub:<repo_id>@<revision>', not {url!r}")
+    if url.startswith("hub:") and not all(map(_is_hub_name, url[4:].rsplit("@", 1))):
+        raise ValueError(  # both name folders and files of the Hugging Face cache
+            f"{where}: the repository and revision of 'hub:<repo_id>@<revision>' must be "
+            f"non-empty, without '..', '\\' or a leading '/', not {url!r}"
+        )
     if url.startswith("https://") and not spec.get("archive_sha256"):
         raise ValueError(f"{where}: an https entry needs the 'archive_sha256' of its archive")
+    if "archive_sha256" in spec and not _HEX64.fullmatch(spec["archive_sha256"].lower()):
+        raise ValueError(  # it names the cache folder too
+            f"{where}: 'archive_sha256' must be 64 hexadecimal digits, got "
+            f"{spec['archive_sha256']!r}"
+        )
     return ZooEntry(name, url=url, sha256=sha256, archive_sha256=spec.get("archive_sha256"))
 
 
@@ -156,12 +202,16 @@ def resolve(entry: ZooEntry) -> Path:
     A Hub entry is looked up in the huggingface_hub cache first (``local_files_only=True``) and
     downloaded only when it is not there and ``HF_HUB_OFFLINE`` is not set. An https entry is
     downloaded by ``torch.hub.download_url_to_file``, which checks the archive's SHA-256, and
-    unpacked into :func:`cache_dir`. The files' digests are checked when the entry is loaded.
+    unpacked into :func:`cache_dir`, in a folder named after the entry's plain name and the
+    archive's digest, so never outside it. The files' digests are checked when the entry is
+    loaded.
 
     Raises:
         FileNotFoundError: a local entry's directory is missing.
         ConnectionError: a remote entry is not cached and cannot be downloaded.
-        ValueError: the downloaded archive's SHA-256 differs from the index, or it is no archive.
+        ValueError: the downloaded archive's SHA-256 differs from the index, or it is no archive,
+            or (an entry not read by :func:`read_index`) its name is not plain or its
+            ``archive_sha256`` not 64 hexadecimal digits.
     """
     if entry.path is not None:
         if not entry.path.is_dir():
@@ -201,12 +251,19 @@ def _https_entry(entry: ZooEntry) -> Path:
     import torch.hub  # here: listing the zoo loads no torch
 
     assert entry.url is not None and entry.archive_sha256 is not None
+    _check_name(entry.name, f"zoo entry {entry.name!r}")  # read_index checks it; a ZooEntry may not
+    if not _HEX64.fullmatch(entry.archive_sha256.lower()):
+        raise ValueError(
+            f"zoo entry {entry.name!r}: archive_sha256 must be 64 hexadecimal digits, got "
+            f"{entry.archive_sha256!r}"
+        )
     target = cache_dir() / f"{entry.name}-{entry.archive_sha256[:16]}"
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        archive = Path(tmp) / Path(urllib.parse.urlparse(entry.url).path).name
+        name = Path(urllib.parse.urlparse(entry.url).path).name
+        archive = Path(tmp) / (name if is_plain_name(name) else "archive")
         try:
             torch.hub.download_url_to_file(
                 entry.url, str(archive), hash_prefix=entry.archive_sha256.lower()
@@ -266,8 +323,9 @@ def add_to_index(directory: str | Path, index: str | Path, name: str | None = No
 
     Raises:
         FileNotFoundError: the directory lacks ``card.json``, ``config.json`` or the weights.
-        ValueError: the directory is outside the index's folder, the index lists another entry
-            under that name, or the index is malformed.
+        ValueError: the directory is outside the index's folder, the name is not a plain name
+            (:func:`~lmp_lightning.zoo.card.is_plain_name`), the index lists another entry
+            under that name, or the index is malformed (see :func:`read_index`).
 
     Example:
         >>> import shutil, tempfile
@@ -286,6 +344,7 @@ def add_to_index(directory: str | Path, index: str | Path, name: str | None = No
             "push it to the Hub and add its 'url')"
         )
     name = name or ModelCard.load(directory).name
+    _check_name(name, f"{index}: entry {name!r}")
     entries = read_index(index) if index.is_file() else {}
     if name in entries and entries[name].path != directory:
         raise ValueError(
@@ -293,9 +352,7 @@ def add_to_index(directory: str | Path, index: str | Path, name: str | None = No
             "pick another name or remove that entry first"
         )
     spec = index_entry(directory, folder)
-    data: dict[str, Any] = (
-        json.loads(index.read_text()) if index.is_file() else {"version": 1, "entries": {}}
-    )
+    data: dict[str, Any] = read_json(index) if index.is_file() else {"version": 1, "entries": {}}
     if isinstance(data["entries"], list):
         kept = [e for e in data["entries"] if e.get("name") != name]
         data["entries"] = [*kept, {"name": name, **spec}]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,14 @@ from torch import Tensor, nn
 
 from lmp_lightning.data.transforms import rescale_image
 from lmp_lightning.models import required_stride
-from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
+from lmp_lightning.zoo.card import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ModelCard,
+    is_plain_name,
+    read_json,
+    sha256_file,
+)
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "SegmentationModel", "load_entry"]
 
@@ -115,10 +121,7 @@ class SegmentationModel(nn.Module):
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"model configuration not found: {str(path)!r}")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    config = read_json(path)  # a key twice or nesting too deep is refused
     if not isinstance(config, dict) or "_model_class" not in config:
         raise ValueError(f"{path} is not a segmentation_models_pytorch config (no _model_class)")
     return config
@@ -151,7 +154,15 @@ def _check_config(card: ModelCard, config: dict[str, Any], path: Path) -> None:
 
 
 def _verify(directory: Path, pins: Mapping[str, str], source: str) -> None:
-    """Checks the SHA-256 of every file that ``source`` (the card or the index) pins."""
+    """Checks the SHA-256 of every file that ``source`` (the card or the index) pins; a file
+    name that is not plain (``/etc/hostname``, ``../card.json``) is refused before any file is
+    read."""
+    for file in pins:
+        if not is_plain_name(file):
+            raise ValueError(
+                f"{source} pins a file outside {str(directory)!r}: {file!r} is not a plain file "
+                "name (an entry's files lie in its directory)"
+            )
     for file, digest in pins.items():
         path = directory / file
         if not path.is_file():
@@ -170,10 +181,13 @@ def load_entry(
     """Loads a zoo entry directory after verifying it.
 
     Every file pinned by ``expected_sha256`` (the zoo index's digests, ``card.json`` among them)
-    and by the card (``model.safetensors``, and ``config.json`` in cards that record it) must
-    have its SHA-256, and the card must agree with ``config.json`` on architecture, encoder,
-    input channels and classes. Only then does segmentation_models_pytorch's
-    ``from_pretrained`` build the network from ``config.json`` and load the weights, strictly.
+    and by the card must have its SHA-256. The card must pin both files the network is built
+    from, ``model.safetensors`` and ``config.json`` (an older card that pins the weights alone
+    is refused: another ``config.json`` loads the same weights and labels otherwise), and every
+    pinned name must be a plain file name in the directory. The card must agree with
+    ``config.json`` on architecture, encoder, input channels and classes. Only then does
+    segmentation_models_pytorch's ``from_pretrained`` build the network from ``config.json``
+    and load the weights, strictly.
 
     Args:
         directory: the entry directory (``card.json``, ``config.json``, ``model.safetensors``).
@@ -184,8 +198,10 @@ def load_entry(
 
     Raises:
         FileNotFoundError: the directory or one of its files is missing (the message names it).
-        ValueError: a digest mismatch, a card that disagrees with ``config.json`` or with the
-            weights, or a file that cannot be read (each message names the file).
+        ValueError: a digest mismatch, a card that does not pin ``model.safetensors`` and
+            ``config.json``, a pinned name that is not a plain file name, a card that disagrees
+            with ``config.json`` or with the weights, or a file that cannot be read (each
+            message names the file).
 
     Example:
         >>> load_entry("/nonexistent/entry")
@@ -202,6 +218,11 @@ def load_entry(
         raise ValueError(
             f"card of {card.name!r} in {directory} lists no sha256 of {WEIGHTS_FILE!r}: "
             "refusing unverifiable weights"
+        )
+    if CONFIG_FILE not in card.weights_sha256:
+        raise ValueError(
+            f"card of {card.name!r} in {directory} lists no sha256 of {CONFIG_FILE!r}: refusing "
+            "an unverifiable network configuration (export the entry again to pin it)"
         )
     _verify(directory, card.weights_sha256, "the card")
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE

@@ -28,7 +28,7 @@ from lmp_lightning.zoo import (
 )
 
 CLASSES = ["road", "car", "pole"]
-FAKE = {"model.safetensors": "0" * 64, "card.json": "0" * 64}
+FAKE = {"model.safetensors": "0" * 64, "card.json": "0" * 64, "config.json": "0" * 64}
 FAKE_WEIGHTS = {"model.safetensors": "0" * 64}
 """Well-formed digests for index entries whose files are never read."""
 
@@ -303,7 +303,10 @@ def test_index_pinned_digest_checked(entry: Path, tmp_path: Path) -> None:
     ("spec", "message"),
     [
         ({"url": "hub:org/repo", "sha256": FAKE}, "pin a revision"),
-        ({"url": "hub:org/repo@main"}, r"must pin \['card.json', 'model.safetensors'\]"),
+        (
+            {"url": "hub:org/repo@main"},
+            r"must pin \['card.json', 'config.json', 'model.safetensors'\]",
+        ),
         ({"url": "ftp://x", "sha256": FAKE}, "url must be"),
         ({"path": "a", "url": "hub:x@y"}, "exactly one"),
         ({"path": "../outside", "sha256": FAKE}, "leaves"),
