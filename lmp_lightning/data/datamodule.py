@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from lmp_lightning.data.base import SegmentationDataset, Split
+from lmp_lightning.data.in_memory import InMemoryDataset
 from lmp_lightning.data.registry import build_dataset, get_dataset_class
 from lmp_lightning.errors import InputError
 from lmp_lightning.sampling.crop_sampling import CropSampling
@@ -247,6 +248,9 @@ class SegmentationDataModule(LightningDataModule):
             whose class probabilities the
             :class:`~lmp_lightning.callbacks.PerformanceAwareSampling` callback updates.
             ``None``: shuffled uniform crops.
+        in_memory: decode every image and label of a split once and keep them in memory
+            (:class:`~lmp_lightning.data.in_memory.InMemoryDataset`), instead of reading the
+            files every epoch; the same samples. For data sets that fit in memory.
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
@@ -284,6 +288,7 @@ class SegmentationDataModule(LightningDataModule):
         predict_dir: str | None = None,
         predict_rescale: bool = True,
         sampler: CropSampling | None = None,
+        in_memory: bool = False,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -305,6 +310,7 @@ class SegmentationDataModule(LightningDataModule):
         if seed is None:
             seed = run_seed()
         self.save_hyperparameters(ignore=["sampler"])
+        self._in_memory: dict[Split, InMemoryDataset] = {}
         self.hparams["seed"] = seed
         self.sampling = sampler
         self.train_sampler: PerformanceAwareSampler | None = None
@@ -362,6 +368,14 @@ class SegmentationDataModule(LightningDataModule):
         return int(self.hparams["val_batch_size"])
 
     def _raw(self, split: Split) -> SegmentationDataset:
+        hp: Any = self.hparams
+        if hp.in_memory:  # decoded once, for every later use of the split
+            if split not in self._in_memory:
+                self._in_memory[split] = InMemoryDataset(self._read(split))
+            return self._in_memory[split]  # type: ignore[return-value]
+        return self._read(split)
+
+    def _read(self, split: Split) -> SegmentationDataset:
         hp: Any = self.hparams
         count = hp.num_train_images if split == "train" else hp.num_val_images
         try:
