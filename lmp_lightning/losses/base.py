@@ -84,6 +84,57 @@ def loss_choices() -> str:
     )
 
 
+def bad_labels_error(target: Tensor, num_classes: int, ignore_index: int) -> ValueError:
+    """The error for labels of ``target`` outside ``[0, num_classes)`` that are not
+    ``ignore_index``, naming up to 10 of them (a host synchronisation)."""
+    values = labels_out_of_range(target, num_classes, ignore_index)
+    return ValueError(
+        f"target has labels {values} outside [0, {num_classes}) that are not "
+        f"ignore_index={ignore_index}"
+    )
+
+
+def _check_value(
+    value: Tensor, logits: Tensor, target: Tensor, bad: Tensor, ignore_index: int, loss: str
+) -> None:
+    """Raises for bad labels (``bad``, the mask of them) or a non-finite ``value``, traced to
+    non-finite logits when they are its cause; one host synchronisation when all is well."""
+    bad_labels, not_finite = torch.stack(
+        [bad.any(), ~torch.isfinite(value.detach()).all()]
+    ).tolist()  # the one host synchronisation
+    if bad_labels:
+        raise bad_labels_error(target, logits.shape[1], ignore_index)
+    if not_finite:
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError("logits contain NaN or infinite values")
+        raise ValueError(f"{loss} gave a non-finite value: {value}")
+
+
+@torch.library.custom_op("lmp_lightning::checked_value", mutates_args=())
+def _checked_value(
+    value: Tensor, logits: Tensor, target: Tensor, bad: Tensor, ignore_index: int, loss: str
+) -> Tensor:
+    """:func:`_check_value` as an operator that ``torch.compile`` leaves opaque: it runs
+    eagerly inside the compiled graph and returns ``value`` (a copy: an operator's output may
+    not alias its input); its gradient is the identity."""
+    _check_value(value, logits, target, bad, ignore_index, loss)
+    return value.clone()
+
+
+@_checked_value.register_fake
+def _(
+    value: Tensor, logits: Tensor, target: Tensor, bad: Tensor, ignore_index: int, loss: str
+) -> Tensor:
+    return torch.empty_like(value)
+
+
+def _checked_value_backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+    return grad, None, None, None, None, None
+
+
+_checked_value.register_autograd(_checked_value_backward)
+
+
 class SegmentationLoss(nn.Module, ABC):
     """A loss of ``(logits (B, C, H, W), target (B, H, W))`` returning a scalar.
 
@@ -96,7 +147,10 @@ class SegmentationLoss(nn.Module, ABC):
     reported after :meth:`compute`, together with a non-finite result, which is only then traced
     to non-finite logits. On a GPU they are set aside before :meth:`compute`, so that they
     cannot raise a device assert; on CPU an error they cause inside :meth:`compute` is reported
-    as the bad labels it comes from.
+    as the bad labels it comes from. Under ``torch.compile`` they are set aside on every device,
+    and the checks after :meth:`compute` run in one operator that the compiler leaves opaque
+    (``torch.ops.lmp_lightning.checked_value``): the same errors, and no graph break, so that
+    ``fullgraph=True`` compiles.
 
     Every loss is called the same way, ``loss(logits, target, *, features=None)``:
     ``features`` are the decoder features ``(B, D, h, w)`` of the same forward pass, covering
@@ -151,6 +205,15 @@ class SegmentationLoss(nn.Module, ABC):
         target = check_shapes(logits, target)
         num_classes = logits.shape[1]
         bad = ((target < 0) | (target >= num_classes)) & (target != self.ignore_index)
+        if torch.compiler.is_compiling():
+            # Compiled, a bad label would fail inside a kernel ("index out of bounds") and the
+            # host checks below would break the graph: the labels are set aside, and the
+            # checks run after the loss in one operator opaque to the compiler (it raises the
+            # same errors, and fullgraph=True compiles).
+            value = self.compute(logits, target.masked_fill(bad, self.ignore_index), features)
+            return torch.ops.lmp_lightning.checked_value(
+                value, logits, target, bad, self.ignore_index, type(self).__name__
+            )
         # On CPU a loss reads out-of-range labels as an IndexError at worst (caught below); on
         # a device, where it would be an assert, they are set aside before computing.
         safe = target if target.device.type == "cpu" else target.masked_fill(bad, self.ignore_index)
@@ -158,27 +221,12 @@ class SegmentationLoss(nn.Module, ABC):
             value = self.compute(logits, safe, features)
         except (ValueError, IndexError, RuntimeError):
             if bool(bad.any()):
-                self._raise_bad_labels(target, num_classes)
+                raise bad_labels_error(target, num_classes, self.ignore_index) from None
             if not bool(torch.isfinite(logits).all()):  # the cause, named as such
                 raise ValueError("logits contain NaN or infinite values") from None
             raise
-        bad_labels, not_finite = torch.stack(
-            [bad.any(), ~torch.isfinite(value.detach()).all()]
-        ).tolist()  # the one host synchronisation
-        if bad_labels:
-            self._raise_bad_labels(target, num_classes)
-        if not_finite:
-            if not bool(torch.isfinite(logits).all()):
-                raise ValueError("logits contain NaN or infinite values")
-            raise ValueError(f"{type(self).__name__} gave a non-finite value: {value}")
+        _check_value(value, logits, target, bad, self.ignore_index, type(self).__name__)
         return value
-
-    def _raise_bad_labels(self, target: Tensor, num_classes: int) -> None:
-        values = labels_out_of_range(target, num_classes, self.ignore_index)
-        raise ValueError(
-            f"target has labels {values} outside [0, {num_classes}) that are not "
-            f"ignore_index={self.ignore_index}"
-        )
 
     @abstractmethod
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:

@@ -38,13 +38,16 @@ class LocallyAdaptiveLoss(SegmentationLoss):
     are pooled with the Minkowski mean of Eq. (5),
     ``(mean of cost ** minkowski_k) ** (1 / minkowski_k)``, or, with ``pooling="lmp"``, with
     loss max-pooling (the combination Section 3.3 proposes). The result is the mean over the
-    images that have a valid centre; a batch without one gives 0 with a graph.
+    images that have a valid centre; a batch without one gives 0 with a graph, and so does an
+    empty one (``B``, ``H`` or ``W`` = 0, on every backend; ``F.cross_entropy`` gives NaN there),
+    as for the other losses.
 
     Memory is O(C * H * W) for any kernel size (no unfolded windows); logits of any floating
     dtype are computed in float32 or better.
 
     Args:
-        kernel_size: odd side of the filter window (the paper tries 3, 5 and 7; 5 is best).
+        kernel_size: odd side of the filter window, at most 63 (the paper tries 3, 5 and 7; 5
+            is best): see :data:`~lmp_lightning.losses.functional.locally_adaptive.MAX_KERNEL_SIZE`.
         minkowski_k: exponent ``k >= 1`` of the Minkowski pooling (the paper uses 3).
         stride: spacing of the grid of centre pixels (the paper uses 1).
         ignore_index: the label of pixels that take no part in the loss.
@@ -62,9 +65,9 @@ class LocallyAdaptiveLoss(SegmentationLoss):
             same value and gradient up to float rounding.
 
     Raises:
-        ValueError: ``kernel_size`` even or below 1, ``minkowski_k`` below 1, ``stride`` below
-            1, an unknown ``pooling`` or ``backend``, ``p < 1``, ``m`` outside ``(0, 1]``,
-            ``m_pixels < 1``.
+        ValueError: ``kernel_size`` even, below 1 or above 63, ``minkowski_k`` below 1,
+            ``stride`` below 1, an unknown ``pooling`` or ``backend``, ``p < 1``, ``m`` outside
+            ``(0, 1]``, ``m_pixels < 1``.
         TypeError: an argument of the wrong type.
 
     Example:

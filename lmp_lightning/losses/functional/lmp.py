@@ -15,7 +15,7 @@ __all__ = ["check_p", "lmp_weights", "loss_max_pooling", "resolve_m"]
 def check_p(p: float) -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float)):
         raise TypeError(f"p must be a real number >= 1, got {p!r}")
-    if math.isnan(p) or p < 1:
+    if not p >= 1:  # NaN too; no math.isnan, which breaks a compiled graph on a symbolic float
         raise ValueError(
             f"p must be >= 1 (p = 1 is top-K pooling, larger p spreads the weights), got p={p}"
         )
@@ -148,7 +148,7 @@ def _lmp_weights(losses: Tensor, p: float, m_t: Tensor, valid: Tensor, n: Tensor
     # Rows without a valid entry are computed with harmless stand-ins and give zero weights.
     n_f = n.clamp(min=1).to(torch.float64)
     m_t = torch.where(has, m_t, torch.ones_like(m_t))
-    if math.isinf(p):  # q = 1: gamma = tau = 1/n, the uniform weighting
+    if p == math.inf:  # q = 1: gamma = tau = 1/n, the uniform weighting
         w = (1.0 / n_f)[:, None].expand(B, N).masked_fill(~(valid & has[:, None]), 0.0)
     elif p == 1.0:
         # Section 3.2: tau = 1/m on the floor(m) highest losses, tau * (m - floor(m)) on the next.
@@ -192,26 +192,31 @@ def _lmp_weights_p_above_one(
     bulk = torch.float64 if exact else torch.float32
     tau = torch.exp(-torch.log(n_f) / q - torch.log(m_t) / p)
     N = losses.shape[1]
+    more = N > k  # some losses lie outside the top k
     keys = losses.detach().to(bulk).masked_fill(~valid, -1.0)  # invalid below every loss
-    # The k highest, highest first, and the next one: the largest outside the top k.
-    top, idx = keys.topk(min(N, k + 1), dim=-1, sorted=True)
+    # The k highest, highest first, and the next one: the largest outside the top k. Every
+    # size below is written as exactly k, k + 1 or 1 (narrow, an index and None, never a slice
+    # whose length is a min): under dynamic shapes Inductor (torch 2.14) reads a dimension of
+    # size 1 that it cannot prove to be 1, such as top[:, :1] of length min(1, min(N, k + 1)),
+    # as unbroadcast, at every column of the (B, N) tensor it is broadcast to.
+    top, idx = keys.topk(k + 1 if more else k, dim=-1, sorted=True)
     # Normalise by the row's maximum (implementation note of Section 4); w* is unchanged.
-    peak = top[:, :1].to(torch.float64)
+    peak = top[:, 0, None].to(torch.float64)
     scale = torch.where(peak > 0, peak, torch.ones_like(peak))
     # log of (l / peak)^q: -inf for zero losses and invalid entries.
     log_top = torch.log(top.to(torch.float64).clamp(min=0.0) / scale).mul_(q)
     q_log_x = keys.clamp_(min=0.0).div_(scale.to(bulk)).log_().mul_(q)
     del keys
     neg_inf = torch.full((), -math.inf, dtype=torch.float64, device=device)  # no host copy
-    if N > k:  # log <l^q> outside the top k: shifted by its largest term, summed in float64
-        shift = log_top[:, k:]
+    if more:  # log <l^q> outside the top k: shifted by its largest term, summed in float64
+        shift = log_top[:, k, None]
         shift = torch.where(shift > -math.inf, shift, torch.zeros_like(shift))
-        outside = q_log_x.sub(shift.to(bulk)).exp_().scatter_(-1, idx[:, :k], 0.0)
+        outside = q_log_x.sub(shift.to(bulk)).exp_().scatter_(-1, idx.narrow(-1, 0, k), 0.0)
         log_out = torch.log(outside.sum(-1, dtype=torch.float64)) + shift[:, 0]
         del outside
     else:
         log_out = neg_inf.expand(B)
-    log_top = log_top[:, :k]
+    log_top = log_top.narrow(-1, 0, k)
     ranks = torch.arange(k, device=device)  # 0-based rank j: the (j+1)-th highest loss
     c = m_t[:, None] - ranks
     # eta of the (j+1)-th highest loss, (m - j) l^q - <l^q> over all but the j highest, by an
@@ -221,14 +226,14 @@ def _lmp_weights_p_above_one(
         suffix = _suffix_scan(torch.logcumsumexp, log_top)  # ranks >= j
         suffix = torch.cat([suffix, neg_inf.expand(B, 1)], dim=-1)  # (B, k + 1)
         log_rest = torch.logaddexp(suffix, log_out[:, None])  # <l^q> but the j highest
-        eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest[:, :k])
+        eta_pos = (c > 0) & (torch.log(c.clamp(min=1e-300)) + log_top > log_rest.narrow(-1, 0, k))
         k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
         q_log_alpha = log_rest.gather(-1, k_star[:, None]) - torch.log(m_t - k_star)[:, None]
     else:  # q <= 9: (l / peak)^q >= 1e-306 for every float32 ratio that matters; linear sums
         top_q = log_top.exp()
         suffix = _suffix_scan(torch.cumsum, top_q)  # ranks >= j, summed from the smallest
-        rest = torch.cat([suffix, torch.zeros_like(suffix[:, :1])], dim=-1) + log_out.exp()[:, None]
-        eta_pos = (c > 0) & (c * top_q > rest[:, :k])
+        rest = torch.cat([suffix, suffix.new_zeros(B, 1)], dim=-1) + log_out.exp()[:, None]
+        eta_pos = (c > 0) & (c * top_q > rest.narrow(-1, 0, k))
         k_star = torch.where(eta_pos, ranks + 1, torch.zeros_like(ranks)).amax(-1)  # |J*|
         q_log_alpha = torch.log(rest.gather(-1, k_star[:, None]) / (m_t - k_star)[:, None])
     # Theorem 1: tau on J* (losses above alpha*), tau (l / alpha*)^(q-1) elsewhere, written

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 __all__ = [
     "check_backend",
@@ -38,8 +37,17 @@ STD_EPS = 1e-5
 """Added to the standard deviation of the standard score, ``(x - mean) / (std + STD_EPS)``."""
 
 
+MAX_KERNEL_SIZE = 63
+"""The largest side of the selective pooling window. Every backend costs ``kernel_size ** 2``
+per centre: the compiled one writes a term per window offset (3969 at 63), the sparse one holds
+a band matrix of 16,384 centres by ``kernel_size ** 2`` entries (65 million, about 0.5 GB with
+their indices in float32, at 63); the paper tries 3, 5 and 7. A window wider than
+``2 * max(H, W) - 1`` reaches every pixel from every centre: a larger one gives the same value."""
+
+
 def check_kernel_size(kernel_size: int) -> int:
-    """Validates the side of the selective pooling window: an odd int ``>= 1``.
+    """Validates the side of the selective pooling window: an odd int in
+    ``[1, MAX_KERNEL_SIZE]`` (63).
 
     Args:
         kernel_size: the candidate value.
@@ -48,7 +56,7 @@ def check_kernel_size(kernel_size: int) -> int:
         ``kernel_size`` unchanged.
 
     Raises:
-        ValueError: ``kernel_size`` even or below 1.
+        ValueError: ``kernel_size`` even, below 1 or above :data:`MAX_KERNEL_SIZE`.
         TypeError: ``kernel_size`` not an int.
 
     Example:
@@ -59,6 +67,11 @@ def check_kernel_size(kernel_size: int) -> int:
         raise TypeError(f"kernel_size must be an odd int >= 1, got {kernel_size!r}")
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be an odd int >= 1, got kernel_size={kernel_size}")
+    if kernel_size > MAX_KERNEL_SIZE:
+        raise ValueError(
+            f"kernel_size must be at most {MAX_KERNEL_SIZE} (the pooling costs kernel_size ** 2 "
+            f"per pixel; the paper uses 3 to 7), got kernel_size={kernel_size}"
+        )
     return kernel_size
 
 
@@ -105,7 +118,8 @@ def check_minkowski_k(minkowski_k: float) -> float:
     """
     if isinstance(minkowski_k, bool) or not isinstance(minkowski_k, (int, float)):
         raise TypeError(f"minkowski_k must be a real number >= 1, got {minkowski_k!r}")
-    if not (math.isfinite(minkowski_k) and minkowski_k >= 1):
+    # Comparisons only (NaN fails them): math.isfinite breaks a compiled graph on a symbolic float
+    if not (1 <= minkowski_k < math.inf):
         raise ValueError(f"minkowski_k must be a finite number >= 1, got minkowski_k={minkowski_k}")
     return float(minkowski_k)
 
@@ -270,6 +284,25 @@ def _pad_labels(labels: Tensor, r: int, num_classes: int) -> Tensor:
     return F.pad(labels.to(small), (r, r, r, r), value=-1)
 
 
+def _first_order(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks the backward of an autograd function of the loss as first order only: called with
+    ``create_graph=True`` it raises, where ``once_differentiable`` would return a gradient
+    without a graph whenever the incoming gradient has none (a silent zero second derivative).
+    """
+
+    @functools.wraps(backward)
+    def first_order_backward(ctx: Any, *grads: Any) -> Any:
+        if torch.is_grad_enabled():  # autograd runs a backward in grad mode for create_graph
+            raise RuntimeError(
+                "the locally adaptive loss has no double backward: its gradient cannot be "
+                "differentiated again, so create_graph=True (a gradient penalty, a Hessian "
+                "product) is not supported; call backward or torch.autograd.grad without it"
+            )
+        return backward(ctx, *grads)
+
+    return first_order_backward
+
+
 class _SelectivePooling(torch.autograd.Function):
     """Eq. (2) on standard scores as banded sparse matrix products (:func:`_pool_rows`).
 
@@ -300,7 +333,7 @@ class _SelectivePooling(torch.autograd.Function):
         return pooled, check  # (B, Hc * Wc, C), ()
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx: Any, grad_f: Tensor, _: Tensor) -> tuple[Tensor, None, None, None]:
         z, std, padded, kept = ctx.saved_tensors
         k, stride = ctx.kernel_size, ctx.stride
@@ -542,7 +575,7 @@ class _FusedLocalCosts(torch.autograd.Function):
         return costs.flatten(1), check  # (B, Hc * Wc), ()
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx: Any, grad_costs: Tensor, _: Tensor) -> tuple[Tensor, None, None, None, None]:
         x, std, padded, kept, centres, f, lse = ctx.saved_tensors
         k, stride, run = ctx.kernel_size, ctx.stride, ctx.run
@@ -580,9 +613,14 @@ def _selective_pooling_rows(
     check_kernel_size(kernel_size)
     check_stride(stride)
     target = target.long()
+    centre_target = target[:, ::stride, ::stride]
+    if logits.numel() == 0:  # no pixel: zeros with a graph, as for a batch without a centre
+        B, C, Hc, Wc = logits.shape[0], logits.shape[1], *centre_target.shape[1:]
+        z = logits.to(_compute_dtype(logits))
+        return z.new_zeros(B, Hc * Wc, C) + z.sum() * 0.0, centre_target, z.new_zeros(())
     labels = target.masked_fill(target == ignore_index, -1)
     rows, check = _SelectivePooling.apply(logits, labels, kernel_size, stride)
-    return rows, target[:, ::stride, ::stride], check
+    return rows, centre_target, check
 
 
 def selective_pooling(
@@ -615,7 +653,7 @@ def selective_pooling(
         int64 label of every centre (``ignore_index`` where ignored).
 
     Raises:
-        ValueError: ``kernel_size`` even or below 1, ``stride`` below 1.
+        ValueError: ``kernel_size`` even, below 1 or above 63, ``stride`` below 1.
         TypeError: ``kernel_size`` or ``stride`` not an int.
 
     Example:
@@ -628,7 +666,7 @@ def selective_pooling(
         logits, target, kernel_size, stride, ignore_index
     )
     B, Hc, Wc = centre_target.shape
-    return rows.view(B, Hc, Wc, -1).permute(0, 3, 1, 2), centre_target
+    return rows.view(B, Hc, Wc, rows.shape[-1]).permute(0, 3, 1, 2), centre_target
 
 
 def locally_adaptive_costs(
@@ -658,11 +696,12 @@ def locally_adaptive_costs(
     Returns:
         ``(costs, valid)``, both ``(B, Hc * Wc)`` over the centre grid: float32 (or better)
         non-negative costs, 0 where ``valid`` (the centre's label is not ``ignore_index``) is
-        False; every cost is NaN if a logit is not finite.
+        False; every cost is NaN if a logit is not finite. Empty logits (``B``, ``H`` or ``W``
+        = 0) give empty costs, with a graph, on every backend.
 
     Raises:
-        ValueError: ``kernel_size`` even or below 1, ``stride`` below 1, an unknown
-            ``backend``.
+        ValueError: ``kernel_size`` even, below 1 or above 63, ``stride`` below 1, an
+            unknown ``backend``.
         TypeError: ``kernel_size`` or ``stride`` not an int.
         RuntimeError: ``backend="compiled"`` where ``torch.compile`` cannot compile.
 
@@ -677,7 +716,7 @@ def locally_adaptive_costs(
     auto = check_backend(backend) == "auto"
     if auto:
         backend = "sparse" if _compile_unavailable(logits.device.type) else "compiled"
-    if backend == "compiled":
+    if backend == "compiled" and logits.numel() > 0:  # the sparse path returns empty input
         check_kernel_size(kernel_size)
         check_stride(stride)
         target = target.long()
@@ -687,14 +726,14 @@ def locally_adaptive_costs(
     rows, centre_target, check = _selective_pooling_rows(
         logits, target, kernel_size, stride, ignore_index
     )
-    B, C = rows.shape[0], rows.shape[-1]
-    flat = centre_target.reshape(B, -1)
+    C = rows.shape[-1]
+    flat = centre_target.flatten(1)
     costs = F.cross_entropy(
         rows.view(-1, C), flat.reshape(-1), ignore_index=ignore_index, reduction="none"
     )
     # A non-finite logit can sit where no cost reads it (an ignored pixel far from every valid
     # centre) and still reach the gradient: every cost turns NaN then, so that it is seen.
-    return costs.view(B, -1) + check, flat != ignore_index
+    return costs.view_as(flat) + check, flat != ignore_index
 
 
 def minkowski_pooling(costs: Tensor, valid: Tensor, minkowski_k: float = 3.0) -> Tensor:
@@ -722,6 +761,8 @@ def minkowski_pooling(costs: Tensor, valid: Tensor, minkowski_k: float = 3.0) ->
         tensor([1.6510, 0.0000])
     """
     k = check_minkowski_k(minkowski_k)
+    if costs.shape[-1] == 0:  # rows without an entry: 0 with a graph
+        return costs.sum(-1)
     kept = torch.where(valid, costs, torch.zeros_like(costs))
     # Divided by each row's largest cost before the power, so that a large k neither
     # overflows (costs ** 50) nor underflows: max * (mean of (c / max) ** k) ** (1 / k).

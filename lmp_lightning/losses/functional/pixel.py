@@ -8,7 +8,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 __all__ = [
     "check_logits_target",
@@ -102,44 +101,58 @@ class _PixelCrossEntropy(torch.autograd.Function):
     PyTorch's own backward of ``F.cross_entropy(reduction="none")`` first zeroes a gradient of
     the logits' size for the NLL step, then reads it again in the log-softmax's backward: on CPU
     that makes forward+backward about a third slower (82 against 60 ms on ``(2, 19, 512, 512)``,
-    2 threads). The log-probabilities are saved, as autograd saves them for ``F.cross_entropy``.
-    Differentiable once (no double backward), and not through ``torch.func`` transforms: the
-    ``setup_context`` form they need returns the log-probabilities as an output, which made
-    forward+backward 26% slower (76 against 60 ms). ``torch.compile`` works. The forward writes
-    nothing in place (an in-place write on the gathered view gave a zero gradient under
-    ``torch.compile`` in torch 2.11), and the mask it returns is not the one it saves
-    (``invalid``), so the caller may change it.
+    2 threads). The log-probabilities are saved, as autograd saves them for ``F.cross_entropy``,
+    and are returned as a third output, which callers drop: saved as an output, they carry this
+    function's node, so that a backward with ``create_graph=True`` (a gradient penalty, double
+    backward) is written with differentiable operations on them and is differentiable again,
+    to any order. Unused outputs get no gradient (``set_materialize_grads(False)``): the usual
+    backward allocates nothing more. Not through ``torch.func`` transforms (they need the
+    ``setup_context`` form). ``torch.compile`` works. The forward writes nothing in place (an
+    in-place write on the gathered view gave a zero gradient under ``torch.compile`` in torch
+    2.11), and the mask it returns is not the one it saves (``invalid``), so the caller may
+    change it.
     """
 
     @staticmethod
     def forward(
         ctx: Any, logits: Tensor, target: Tensor, ignore_index: int
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         log_p = torch.log_softmax(logits, 1)
         invalid = target == ignore_index
         safe = target.masked_fill(invalid, 0)[:, None]
         losses = torch.where(invalid, 0.0, log_p.gather(1, safe)[:, 0].neg())
         ctx.save_for_backward(log_p, safe, invalid)
+        ctx.set_materialize_grads(False)
         valid = ~invalid
         ctx.mark_non_differentiable(valid)
-        return losses, valid
+        return losses, valid, log_p
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: Tensor, _: Tensor) -> tuple[Tensor, None, None]:
+    def backward(
+        ctx: Any, grad: Tensor | None, _: Tensor | None, grad_log_p: Tensor | None
+    ) -> tuple[Tensor | None, None, None]:
         log_p, safe, invalid = ctx.saved_tensors
-        g = grad.masked_fill(invalid, 0.0)[:, None]
-        out = torch.exp(log_p).mul_(g)
-        return out.scatter_add_(1, safe, g.neg_()), None, None
+        if grad is None and grad_log_p is None:
+            return None, None, None
+        if grad_log_p is None and not torch.is_grad_enabled():  # the usual backward, in place
+            g = grad.masked_fill(invalid, 0.0)[:, None]
+            out = torch.exp(log_p).mul_(g)
+            return out.scatter_add_(1, safe, g.neg_()), None, None
+        # create_graph=True, or a gradient through log_p (the double backward of the line
+        # above): the same formula through log_softmax's backward, out of place.
+        total = torch.zeros_like(log_p) if grad_log_p is None else grad_log_p
+        if grad is not None:
+            total = total.scatter_add(1, safe, grad.masked_fill(invalid, 0.0)[:, None].neg())
+        return total - torch.exp(log_p) * total.sum(1, keepdim=True), None, None
 
 
 def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
     """Per-pixel softmax cross-entropy, flattened per image, computed in float32 or better.
 
-    The same values and gradients as ``F.cross_entropy(..., reduction="none")``. On CPU with a
-    faster backward (:class:`_PixelCrossEntropy`), differentiable once; on a GPU, where the
-    kernels are launch-bound and ``scatter_add_`` has no deterministic CUDA kernel in every
-    release (``Trainer(deterministic=True)``), it is ``F.cross_entropy`` itself.
+    The same values and gradients as ``F.cross_entropy(..., reduction="none")``, to any order
+    (``create_graph=True`` works). On CPU with a faster backward (:class:`_PixelCrossEntropy`);
+    on a GPU, where the kernels are launch-bound and ``scatter_add_`` has no deterministic CUDA
+    kernel in every release (``Trainer(deterministic=True)``), it is ``F.cross_entropy`` itself.
 
     Args:
         logits: ``(B, C, H, W)`` class scores (fp16 and bf16 are upcast).
@@ -158,7 +171,7 @@ def pixel_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> tu
     if logits.device.type != "cpu":  # PyTorch's own: see the note above
         losses = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
         return losses.flatten(1), (target != ignore_index).flatten(1)
-    losses, valid = _PixelCrossEntropy.apply(logits, target, ignore_index)
+    losses, valid, _ = _PixelCrossEntropy.apply(logits, target, ignore_index)
     return losses.flatten(1), valid.flatten(1)
 
 
