@@ -7,19 +7,22 @@ Run by hand on an idle machine (not a test)::
 *Bare step*: forward, loss, backward and the SGD update of the recipe's network on a batch
 already in memory (the limit a fit can reach). *Fit*: ``lmp-seg fit`` of the recipe with
 validation off, timed from the end of its ``--warmup`` th training batch to the end of its last
-(so it spans epoch ends: loader restarts, checkpoints, the sampler's updates). Each variant
-changes one thing (``--variants``): ``fp32`` (the recipe), ``bf16`` (``--trainer.precision
-bf16-mixed``), ``channels_last``, ``compile`` (``torch.compile`` of the network), ``workers2``
-(two loader workers), ``in_memory`` (decoded frames kept in memory). Prints a Markdown table of
-images per second and the fit's share of the bare step.
+(so it spans epoch ends: loader restarts, checkpoints, the sampler's updates). A variant is one
+or more changes joined by ``+`` (``--variants fp32 bf16+channels_last``): ``fp32`` (the recipe as
+it is), ``bf16`` (``--trainer.precision bf16-mixed``), ``channels_last`` (network and images in
+channels-last memory format), ``compile`` (``torch.compile`` of the network), ``workers0`` /
+``workers2`` (loader workers), ``in_memory`` (decoded frames kept in memory). Prints a Markdown
+table of images per second and the fit's share of the bare step.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +37,11 @@ from lmp_lightning.losses import build_loss
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.resources import config_path
 
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the fit names the callbacks below as benchmarks.bench_fit.*
+    sys.path.insert(0, str(ROOT))
+
+CHANGES = ("fp32", "bf16", "channels_last", "compile", "workers0", "workers2", "in_memory")
 VARIANTS = ("fp32", "bf16", "channels_last", "compile", "workers2", "in_memory")
 
 
@@ -82,14 +90,15 @@ def bare_step(recipe: dict[str, Any], variant: str, steps: int, warmup: int) -> 
     batch, crop = int(data_cfg["batch_size"]), int(data_cfg["crop_size"])
     image = torch.randn(batch, 3, crop, crop)
     target = torch.randint(0, 11, (batch, crop, crop))
-    if variant == "channels_last":
+    changes = set(variant.split("+"))
+    if "channels_last" in changes:
         module.model.to(memory_format=torch.channels_last)
         image = image.contiguous(memory_format=torch.channels_last)
-    if variant == "compile":
+    if "compile" in changes:
         module.model.compile()
     optimizer = torch.optim.SGD(module.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
     bf16 = torch.autocast("cpu", dtype=torch.bfloat16)
-    autocast = bf16 if variant == "bf16" else contextlib.nullcontext()
+    autocast = bf16 if "bf16" in changes else contextlib.nullcontext()
     times = []
     for _ in range(warmup + steps):
         start = time.perf_counter()
@@ -109,43 +118,55 @@ def fit(config: str, root: str, variant: str, steps: int, warmup: int, out: Path
         "fit", f"--config={config}", f"--data.root={root}", f"--trainer.max_steps={steps}",
         "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
         "--trainer.logger=false", "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={out / variant}",
+        f"--trainer.default_root_dir={out}",
         "--trainer.callbacks+=benchmarks.bench_fit.BatchClock",
     ]  # fmt: skip
     extra = {
         "bf16": ["--trainer.precision=bf16-mixed"],
         "channels_last": ["--trainer.callbacks+=benchmarks.bench_fit.ChannelsLast"],
         "compile": ["--trainer.callbacks+=benchmarks.bench_fit.CompileNetwork"],
+        "workers0": ["--data.num_workers=0"],
         "workers2": ["--data.num_workers=2"],
         "in_memory": ["--data.in_memory=true"],
     }
-    run_cli([*args, *extra.get(variant, [])])
-    times = BatchClock.times
+    run_cli([*args, *(flag for change in variant.split("+") for flag in extra.get(change, []))])
+    # The clock the fit used: benchmarks.bench_fit's, which is not __main__'s when run as a script
+    times = importlib.import_module("benchmarks.bench_fit").BatchClock.times
     batch = int(recipe["data"]["batch_size"])
     return batch * (len(times) - warmup) / (times[-1] - times[warmup - 1])
+
+
+def _variant(text: str) -> str:
+    unknown = set(text.split("+")) - set(CHANGES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown changes {sorted(unknown)}; known: {CHANGES}")
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="the data set folder (CamVid)")
     parser.add_argument("--config", default="camvid/lmp")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), type=_variant, help="e.g. bf16+in_memory"
+    )
     parser.add_argument("--fit-steps", type=int, default=100, help="more than two epochs")
     parser.add_argument("--bare-steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    os.environ.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    os.environ.setdefault("PYTHONPATH", str(ROOT))  # for loader workers
     recipe = _recipe(args.config)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-fit-") as tmp:
-        for variant in args.variants:
+        for i, variant in enumerate(args.variants):
             bare = (
                 bare_step(recipe, variant, args.bare_steps, args.warmup)
-                if variant in ("fp32", "bf16", "channels_last", "compile")
+                if set(variant.split("+")) & {"fp32", "bf16", "channels_last", "compile"}
                 else None
             )
-            whole = fit(args.config, args.root, variant, args.fit_steps, args.warmup, Path(tmp))
+            folder = Path(tmp) / f"{i}-{variant}"  # a variant may be timed twice
+            whole = fit(args.config, args.root, variant, args.fit_steps, args.warmup, folder)
             rows.append({"variant": variant, "bare": bare, "fit": whole})
             print(f"{variant}: bare {bare} fit {whole}", flush=True)
     reference = next((r["bare"] for r in rows if r["variant"] == "fp32"), None)

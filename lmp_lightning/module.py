@@ -79,6 +79,9 @@ class SegmentationModule(LightningModule):
         init_weights: start from these model weights (fine-tuning): ``zoo:NAME``, a zoo entry
             directory, or a ``.ckpt`` of ``lmp-seg fit``; the architecture, encoder and class
             count must match.
+        channels_last: keep the network's weights and its input in channels-last memory
+            format (``torch.channels_last``), which oneDNN's CPU convolutions run faster on
+            (benchmarks/bench_fit.py); the values and checkpoints are the same either way.
 
     Example:
         >>> module = SegmentationModule("fpn", "resnet18", num_classes=3)
@@ -106,6 +109,7 @@ class SegmentationModule(LightningModule):
         tile_crop: int = 512,
         tile_stride: int | None = None,
         init_weights: str | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 2:
@@ -136,6 +140,9 @@ class SegmentationModule(LightningModule):
         )
         if init_weights is not None:
             self._load_init_weights(init_weights)
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         self.stride = required_stride(self.model)
         if isinstance(loss, str):  # a short or class name, from Python: build_loss("lmp")
             loss = build_loss(loss, ignore_index=ignore_index)
@@ -170,6 +177,8 @@ class SegmentationModule(LightningModule):
         pad_h, pad_w = -H % self.stride, -W % self.stride
         if pad_h or pad_w:
             image = F.pad(image, (0, pad_w, 0, pad_h))
+        if self.channels_last and image.ndim == 4:
+            image = image.contiguous(memory_format=torch.channels_last)
         return self.model(image)[..., :H, :W]
 
     def forward_with_features(self, image: Tensor) -> tuple[Tensor, Tensor]:

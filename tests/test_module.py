@@ -190,3 +190,31 @@ def test_module_setup_hands_the_data_module_to_the_loss() -> None:
     module.trainer = SimpleNamespace(datamodule=data)  # type: ignore[assignment]
     module.setup("fit")
     assert seen == [data]
+
+
+def test_channels_last_gives_the_same_values_and_checkpoints() -> None:
+    """``channels_last=True`` changes the memory format only: logits, gradients and the state
+    dict (a checkpoint) equal the default's, for an input of any size."""
+    torch.manual_seed(0)
+    plain = SegmentationModule("deeplabv3plus", "resnet18", num_classes=3)
+    fast = SegmentationModule("deeplabv3plus", "resnet18", num_classes=3, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    conv = next(m for m in fast.model.modules() if isinstance(m, nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    image = torch.rand(2, 3, 50, 70)
+    target = torch.randint(0, 3, (2, 50, 70))
+    grads = []
+    for module in (plain, fast):
+        module.eval()  # no dropout: its masks follow the memory layout
+        logits = module(image)
+        module.loss(logits, target).backward()
+        grads.append((logits.detach(), conv_grad(module)))
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-5)
+    for key, value in fast.state_dict().items():
+        torch.testing.assert_close(value, plain.state_dict()[key], rtol=1e-4, atol=1e-5)
+
+
+def conv_grad(module: SegmentationModule) -> torch.Tensor:
+    conv = next(m for m in module.model.modules() if isinstance(m, nn.Conv2d))
+    return conv.weight.grad.contiguous()
