@@ -221,7 +221,18 @@ def tuning_report(results: Path) -> str:
         tuned = " ".join(
             a
             for a in command
-            if a.startswith(("--model.lr", "--model.optimizer.lr", "--model.loss."))
+            if a.startswith(
+                (
+                    "--model.lr",
+                    "--model.optimizer.lr",
+                    "--model.loss.",
+                    "--model.channels_last",
+                    "--data.in_memory",
+                    "--data.num_workers",
+                    "--data.crop_size",
+                    "--trainer.max_epochs",
+                )
+            )
         )
         out.append(
             f"| {path.stem} | {VARIANTS[meta['variant']]} | `{tuned}` | {100 * result.miou:.2f} "
@@ -480,6 +491,9 @@ def main() -> None:
     rep = sub.add_parser("report", help="write summary.md, the mean results and fig3/")
     rep.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
     rep.add_argument("--tuning", action="store_true", help="the table of the tuning runs")
+    rep.add_argument(
+        "--runs", type=Path, default=ROOT / "runs" / "camvid_study", help="for the val curves"
+    )
     exp = sub.add_parser("export", help="each variant's seed closest to its mean into the zoo")
     exp.add_argument("--variants", nargs="+", default=["base_plus", "lmp"], choices=list(VARIANTS))
     exp.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
@@ -501,7 +515,7 @@ def main() -> None:
     elif opts.tuning:
         print(tuning_report(opts.results))
     else:
-        print(report(opts.results))
+        print(report(opts.results, opts.runs))
 
 
 if __name__ == "__main__":
