@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +13,7 @@ from lmp_lightning.losses.functional.pixel import check_shapes, labels_out_of_ra
 
 __all__ = [
     "LOSSES",
+    "NO_IGNORE",
     "SegmentationLoss",
     "build_loss",
     "list_losses",
@@ -24,6 +25,12 @@ LOSSES: dict[str, type[SegmentationLoss]] = {}
 """Short name -> loss class; filled by :func:`register_loss`, the single source of truth."""
 
 _L = TypeVar("_L", bound="type[SegmentationLoss]")
+
+NO_IGNORE = -(2**63)
+"""The label that stands for ``ignore_index=None`` inside the losses: int64's smallest value,
+which no label of an integer mask takes, so that no pixel is ignored."""
+
+Reduction = Literal["mean", "sum"]
 
 
 def register_loss(name: str) -> Callable[[_L], _L]:
@@ -88,6 +95,11 @@ def bad_labels_error(target: Tensor, num_classes: int, ignore_index: int) -> Val
     """The error for labels of ``target`` outside ``[0, num_classes)`` that are not
     ``ignore_index``, naming up to 10 of them (a host synchronisation)."""
     values = labels_out_of_range(target, num_classes, ignore_index)
+    if ignore_index == NO_IGNORE:
+        return ValueError(
+            f"target has labels {values} outside [0, {num_classes}) (ignore_index=None: no "
+            "label is ignored)"
+        )
     return ValueError(
         f"target has labels {values} outside [0, {num_classes}) that are not "
         f"ignore_index={ignore_index}"
@@ -160,24 +172,59 @@ class SegmentationLoss(nn.Module, ABC):
     loss ignores them. A loss that needs something from the data before training (class
     statistics) takes it in :meth:`setup`, which the module calls with the data module.
 
+    Targets may be ``(B, H, W)`` or ``(B, 1, H, W)`` integer masks, as torch's,
+    segmentation_models_pytorch's and torchgeo's losses take them.
+
     Args:
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss; ``None``: no label is
+            ignored (torchgeo's default), and every label must be a class.
         validate_args: check the input (``False`` skips every check, as torchmetrics'
             ``validate_args``; labels out of range then fail inside PyTorch).
+        reduction: ``"mean"`` (the default; what each loss's docstring describes: a mean over
+            the valid pixels, or over the images with a valid pixel for the losses pooled per
+            image) or ``"sum"`` (the same terms summed, as ``F.cross_entropy``'s
+            ``reduction="sum"``).
     """
 
     name: ClassVar[str]
     needs_features: ClassVar[bool] = False
     """True for a loss that needs ``features``."""
 
-    def __init__(self, ignore_index: int = 255, validate_args: bool = True) -> None:
+    def __init__(
+        self,
+        ignore_index: int | None = 255,
+        validate_args: bool = True,
+        reduction: Reduction = "mean",
+    ) -> None:
         super().__init__()
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+        ):
+            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
         if not isinstance(validate_args, bool):
             raise TypeError(f"validate_args must be a bool, got {validate_args!r}")
+        if reduction not in ("mean", "sum"):
+            raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
         self.ignore_index = ignore_index
         self.validate_args = validate_args
+        self.reduction = reduction
+
+    @property
+    def _ignore(self) -> int:
+        """``ignore_index`` as the int the computations compare labels with."""
+        return NO_IGNORE if self.ignore_index is None else self.ignore_index
+
+    def _reduce_pixels(self, losses: Tensor, valid: Tensor) -> Tensor:
+        """Pixel losses (0 where not ``valid``) summed, or averaged over the valid pixels."""
+        total = losses.sum()
+        return total if self.reduction == "sum" else total / valid.sum().clamp(min=1)
+
+    def _reduce_images(self, per_image: Tensor, valid: Tensor) -> Tensor:
+        """``(B,)`` per-image losses summed, or averaged over the images with a valid pixel
+        (``valid`` is ``(B, N)``); 0 with a graph when none has."""
+        has = valid.any(-1)
+        total = (per_image * has).sum()
+        return total if self.reduction == "sum" else total / has.sum().clamp(min=1)
 
     def setup(self, datamodule: Any | None) -> None:
         """Takes what the loss needs from the data before training; a no-op by default.
@@ -191,7 +238,7 @@ class SegmentationLoss(nn.Module, ABC):
 
         Args:
             logits: ``(B, C, H, W)`` scores.
-            target: ``(B, H, W)`` integer labels.
+            target: ``(B, H, W)`` (or ``(B, 1, H, W)``) integer labels.
             features: the decoder features ``(B, D, h, w)``, for a loss with
                 :attr:`needs_features` (ignored by the others).
         """
@@ -201,31 +248,34 @@ class SegmentationLoss(nn.Module, ABC):
                 "target, features=...) (SegmentationModule does this itself in training)"
             )
         if not self.validate_args:
+            if target.ndim == 4 and target.shape[1] == 1:
+                target = target[:, 0]
             return self.compute(logits, target.long(), features)
         target = check_shapes(logits, target)
         num_classes = logits.shape[1]
-        bad = ((target < 0) | (target >= num_classes)) & (target != self.ignore_index)
+        ignore = self._ignore
+        bad = ((target < 0) | (target >= num_classes)) & (target != ignore)
         if torch.compiler.is_compiling():
             # Compiled, a bad label would fail inside a kernel ("index out of bounds") and the
             # host checks below would break the graph: the labels are set aside, and the
             # checks run after the loss in one operator opaque to the compiler (it raises the
             # same errors, and fullgraph=True compiles).
-            value = self.compute(logits, target.masked_fill(bad, self.ignore_index), features)
+            value = self.compute(logits, target.masked_fill(bad, ignore), features)
             return torch.ops.lmp_lightning.checked_value(
-                value, logits, target, bad, self.ignore_index, type(self).__name__
+                value, logits, target, bad, ignore, type(self).__name__
             )
         # On CPU a loss reads out-of-range labels as an IndexError at worst (caught below); on
         # a device, where it would be an assert, they are set aside before computing.
-        safe = target if target.device.type == "cpu" else target.masked_fill(bad, self.ignore_index)
+        safe = target if target.device.type == "cpu" else target.masked_fill(bad, ignore)
         try:
             value = self.compute(logits, safe, features)
         except (ValueError, IndexError, RuntimeError):
             if bool(bad.any()):
-                raise bad_labels_error(target, num_classes, self.ignore_index) from None
+                raise bad_labels_error(target, num_classes, ignore) from None
             if not bool(torch.isfinite(logits).all()):  # the cause, named as such
                 raise ValueError("logits contain NaN or infinite values") from None
             raise
-        _check_value(value, logits, target, bad, self.ignore_index, type(self).__name__)
+        _check_value(value, logits, target, bad, ignore, type(self).__name__)
         return value
 
     @abstractmethod
@@ -234,4 +284,7 @@ class SegmentationLoss(nn.Module, ABC):
         given when the loss :attr:`needs_features`."""
 
     def extra_repr(self) -> str:
-        return f"ignore_index={self.ignore_index}"
+        return f"ignore_index={self.ignore_index}{self._reduction_repr()}"
+
+    def _reduction_repr(self) -> str:
+        return f", reduction={self.reduction!r}" if self.reduction != "mean" else ""

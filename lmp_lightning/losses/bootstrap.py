@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import loss_max_pooling, pixel_cross_entropy, resolve_m
-from lmp_lightning.losses.lmp import mean_over_valid_images
 
 __all__ = ["BootstrappedCrossEntropy"]
 
@@ -23,7 +22,10 @@ class BootstrappedCrossEntropy(SegmentationLoss):
         k: the fraction in ``(0, 1]`` of each image's valid pixels that is kept (at least 1).
         k_pixels: the number of pixels kept, an absolute count ``>= 1`` (at most the image's
             valid pixels); it replaces ``k``.
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Example:
         >>> import torch
@@ -37,19 +39,20 @@ class BootstrappedCrossEntropy(SegmentationLoss):
         self,
         k: float = 0.25,
         k_pixels: int | None = None,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         resolve_m(k, Tensor([1]), k_pixels)  # validates k and k_pixels
         self.k, self.k_pixels = float(k), k_pixels
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
-        losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
-        return mean_over_valid_images(
+        losses, valid = pixel_cross_entropy(logits, target, self._ignore)
+        return self._reduce_images(
             loss_max_pooling(losses, valid, 1.0, self.k, self.k_pixels, check=False), valid
         )
 
     def extra_repr(self) -> str:
         size = f"k_pixels={self.k_pixels}" if self.k_pixels is not None else f"k={self.k:g}"
-        return f"{size}, ignore_index={self.ignore_index}"
+        return f"{size}, ignore_index={self.ignore_index}{self._reduction_repr()}"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional.center import (
     center_distances,
     center_update,
@@ -37,7 +37,10 @@ class CenterLoss(SegmentationLoss):
     Args:
         lambda_: weight of the centre term (3e-4 in Guo et al. 2018).
         alpha: update rate of the centres, in ``(0, 1]`` (0.5 in Guo et al. 2018).
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Raises:
         ValueError: ``lambda_ < 0`` or ``alpha`` outside ``(0, 1]``.
@@ -60,10 +63,11 @@ class CenterLoss(SegmentationLoss):
         self,
         lambda_: float = 3e-4,
         alpha: float = 0.5,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         if not (math.isfinite(lambda_) and lambda_ >= 0):
             raise ValueError(f"lambda_ must be a finite number >= 0, got lambda_={lambda_}")
         if not 0 < alpha <= 1:
@@ -87,16 +91,14 @@ class CenterLoss(SegmentationLoss):
                 f"CenterLoss has centres for {tuple(self.centers.shape)} (classes, feature "
                 f"width) but got {num_classes} classes and features of width {dim}"
             )
-        valid = target != self.ignore_index
-        ce = F.cross_entropy(
-            upcast(logits), target, ignore_index=self.ignore_index, reduction="sum"
-        ) / valid.sum().clamp(min=1)
-        squared, count = center_distances(features, labels, self.centers, self.ignore_index)
+        valid = target != self._ignore
+        ce = F.cross_entropy(upcast(logits), target, ignore_index=self._ignore, reduction="sum")
+        squared, count = center_distances(features, labels, self.centers, self._ignore)
         if self.training:
-            self.centers = center_update(
-                features, labels, self.centers, self.alpha, self.ignore_index
-            )
-        return ce + self.lambda_ * squared / count.clamp(min=1)
+            self.centers = center_update(features, labels, self.centers, self.alpha, self._ignore)
+        if self.reduction == "sum":  # each term summed over its pixels
+            return ce + self.lambda_ * squared
+        return ce / valid.sum().clamp(min=1) + self.lambda_ * squared / count.clamp(min=1)
 
     def _load_from_state_dict(
         self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any
@@ -107,4 +109,7 @@ class CenterLoss(SegmentationLoss):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
-        return f"lambda_={self.lambda_}, alpha={self.alpha}, ignore_index={self.ignore_index}"
+        return (
+            f"lambda_={self.lambda_}, alpha={self.alpha}, ignore_index={self.ignore_index}"
+            f"{self._reduction_repr()}"
+        )

@@ -15,7 +15,10 @@ class CrossEntropy(SegmentationLoss):
     """Softmax cross-entropy averaged over the valid pixels of the batch (BASE).
 
     Args:
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Example:
         >>> import torch
@@ -26,5 +29,5 @@ class CrossEntropy(SegmentationLoss):
     """
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
-        losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)  # fast backward
-        return losses.sum() / valid.sum().clamp(min=1)
+        losses, valid = pixel_cross_entropy(logits, target, self._ignore)  # fast backward
+        return self._reduce_pixels(losses, valid)

@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import softmax_focal_loss
 
 __all__ = ["SoftmaxFocalLoss"]
@@ -19,7 +19,10 @@ class SoftmaxFocalLoss(SegmentationLoss):
     Args:
         alpha: constant weighting factor (0.25 as in Guo et al. 2018).
         gamma: focusing parameter, ``>= 0`` (2 as in Guo et al. 2018).
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Raises:
         ValueError: ``alpha <= 0`` or ``gamma < 0``.
@@ -35,10 +38,11 @@ class SoftmaxFocalLoss(SegmentationLoss):
         self,
         alpha: float = 0.25,
         gamma: float = 2.0,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         if not (alpha > 0 and math.isfinite(alpha)):
             raise ValueError(f"alpha must be a positive number, got alpha={alpha}")
         if not (gamma >= 0 and math.isfinite(gamma)):
@@ -47,10 +51,11 @@ class SoftmaxFocalLoss(SegmentationLoss):
         self.gamma = float(gamma)
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
-        losses, valid = softmax_focal_loss(
-            logits, target, self.ignore_index, self.alpha, self.gamma
-        )
-        return losses.sum() / valid.sum().clamp(min=1)
+        losses, valid = softmax_focal_loss(logits, target, self._ignore, self.alpha, self.gamma)
+        return self._reduce_pixels(losses, valid)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}"
+        return (
+            f"alpha={self.alpha}, gamma={self.gamma}, ignore_index={self.ignore_index}"
+            f"{self._reduction_repr()}"
+        )

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import median_frequency_weights
 from lmp_lightning.losses.functional.pixel import upcast
 
@@ -29,7 +29,10 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
     Args:
         class_weights: explicit ``(C,)`` class weights.
         per_image_counts: ``(num_images, C)`` labelled pixel counts per image and class.
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Raises:
         ValueError: both ``class_weights`` and ``per_image_counts`` given, or negative weights.
@@ -47,10 +50,11 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
         self,
         class_weights: Sequence[float] | Tensor | None = None,
         per_image_counts: Sequence[Sequence[int]] | Tensor | None = None,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         if class_weights is not None and per_image_counts is not None:
             raise ValueError("give either class_weights or per_image_counts, not both")
         self.register_buffer("class_weights", torch.empty(0))
@@ -102,11 +106,16 @@ class InverseMedianFrequencyCrossEntropy(SegmentationLoss):
         dtype = torch.promote_types(logits.dtype, torch.float32)
         weights = self.class_weights.to(device=logits.device, dtype=dtype)
         total = F.cross_entropy(
-            upcast(logits), target, weight=weights, ignore_index=self.ignore_index, reduction="sum"
+            upcast(logits), target, weight=weights, ignore_index=self._ignore, reduction="sum"
         )
-        valid = target != self.ignore_index  # a product, not a mask index: no host sync
+        if self.reduction == "sum":
+            return total
+        valid = target != self._ignore  # a product, not a mask index: no host sync
         denominator = (weights[target.clamp(0, num_classes - 1)] * valid).sum()
         return total / denominator.clamp(min=torch.finfo(total.dtype).tiny)
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.class_weights.numel()}, ignore_index={self.ignore_index}"
+        return (
+            f"num_classes={self.class_weights.numel()}, ignore_index={self.ignore_index}"
+            f"{self._reduction_repr()}"
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import (
     check_p,
     loss_max_pooling,
@@ -13,12 +13,6 @@ from lmp_lightning.losses.functional import (
 )
 
 __all__ = ["LossMaxPooling"]
-
-
-def mean_over_valid_images(per_image: Tensor, valid: Tensor) -> Tensor:
-    """Mean of per-image losses over the images that have a valid pixel; 0 if none."""
-    has = valid.any(-1)
-    return (per_image * has).sum() / has.sum().clamp(min=1)
 
 
 @register_loss("lmp")
@@ -36,7 +30,10 @@ class LossMaxPooling(SegmentationLoss):
             valid pixels (at least 1). The paper uses 25%.
         m_pixels: the minimum number of supported pixels as an absolute count ``>= 1`` (at most
             the image's valid pixels); it replaces ``m``.
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
 
     Raises:
         ValueError: ``p < 1``, ``m`` outside ``(0, 1]`` or ``m_pixels < 1``.
@@ -56,20 +53,21 @@ class LossMaxPooling(SegmentationLoss):
         p: float = 1.3,
         m: float = 0.25,
         m_pixels: int | None = None,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         self.p = check_p(p)
         resolve_m(m, Tensor([1]), m_pixels)  # validates m and m_pixels
         self.m, self.m_pixels = float(m), m_pixels
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
-        losses, valid = pixel_cross_entropy(logits, target, self.ignore_index)
-        return mean_over_valid_images(
+        losses, valid = pixel_cross_entropy(logits, target, self._ignore)
+        return self._reduce_images(
             loss_max_pooling(losses, valid, self.p, self.m, self.m_pixels, check=False), valid
         )
 
     def extra_repr(self) -> str:
         size = f"m_pixels={self.m_pixels}" if self.m_pixels is not None else f"m={self.m:g}"
-        return f"p={self.p:g}, {size}, ignore_index={self.ignore_index}"
+        return f"p={self.p:g}, {size}, ignore_index={self.ignore_index}{self._reduction_repr()}"

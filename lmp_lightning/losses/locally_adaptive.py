@@ -6,7 +6,7 @@ from typing import Literal
 
 from torch import Tensor
 
-from lmp_lightning.losses.base import SegmentationLoss, register_loss
+from lmp_lightning.losses.base import Reduction, SegmentationLoss, register_loss
 from lmp_lightning.losses.functional import (
     check_backend,
     check_kernel_size,
@@ -18,7 +18,6 @@ from lmp_lightning.losses.functional import (
     minkowski_pooling,
     resolve_m,
 )
-from lmp_lightning.losses.lmp import mean_over_valid_images
 
 __all__ = ["LocallyAdaptiveLoss"]
 
@@ -50,7 +49,10 @@ class LocallyAdaptiveLoss(SegmentationLoss):
             is best): see :data:`~lmp_lightning.losses.functional.locally_adaptive.MAX_KERNEL_SIZE`.
         minkowski_k: exponent ``k >= 1`` of the Minkowski pooling (the paper uses 3).
         stride: spacing of the grid of centre pixels (the paper uses 1).
-        ignore_index: the label of pixels that take no part in the loss.
+        ignore_index: the label of pixels that take no part in the loss (``None``: no
+            label is ignored).
+        reduction: ``"mean"`` (described above) or ``"sum"`` (the same terms summed; see
+            :class:`~lmp_lightning.losses.SegmentationLoss`).
         pooling: ``"minkowski"`` (Eq. 5) or ``"lmp"`` (loss max-pooling of the local costs).
         p: the p-norm bound of loss max-pooling, ``p >= 1`` (used with ``pooling="lmp"``).
         m: loss max-pooling's minimum number of supported centres, as a fraction in ``(0, 1]``
@@ -85,15 +87,16 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         kernel_size: int = 5,
         minkowski_k: float = 3.0,
         stride: int = 1,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         validate_args: bool = True,
         pooling: Literal["minkowski", "lmp"] = "minkowski",
         p: float = 1.3,
         m: float = 0.25,
         m_pixels: int | None = None,
         backend: Literal["auto", "sparse", "compiled"] = "auto",
+        reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(ignore_index, validate_args)
+        super().__init__(ignore_index, validate_args, reduction)
         self.kernel_size = check_kernel_size(kernel_size)
         self.minkowski_k = check_minkowski_k(minkowski_k)
         self.stride = check_stride(stride)
@@ -107,13 +110,13 @@ class LocallyAdaptiveLoss(SegmentationLoss):
 
     def compute(self, logits: Tensor, target: Tensor, features: Tensor | None = None) -> Tensor:
         costs, valid = locally_adaptive_costs(
-            logits, target, self.kernel_size, self.stride, self.ignore_index, self.backend
+            logits, target, self.kernel_size, self.stride, self._ignore, self.backend
         )
         if self.pooling == "lmp":
             per_image = loss_max_pooling(costs, valid, self.p, self.m, self.m_pixels, check=False)
         else:
             per_image = minkowski_pooling(costs, valid, self.minkowski_k)
-        return mean_over_valid_images(per_image, valid)
+        return self._reduce_images(per_image, valid)
 
     def extra_repr(self) -> str:
         pooling = (
@@ -124,5 +127,5 @@ class LocallyAdaptiveLoss(SegmentationLoss):
         backend = f", backend={self.backend!r}" if self.backend != "auto" else ""
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, {pooling}, "
-            f"ignore_index={self.ignore_index}{backend}"
+            f"ignore_index={self.ignore_index}{self._reduction_repr()}{backend}"
         )

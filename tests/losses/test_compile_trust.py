@@ -128,7 +128,7 @@ def test_compiled_functional_lmp_matches_eager(dynamic: bool | None, p: float) -
     ``loss_max_pooling`` compiled, at several row lengths."""
 
     def weights(losses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return lmp_weights(losses, p, resolve_m(0.1, valid.sum(-1)), valid)
+        return lmp_weights(losses, p, valid=valid, m_pixels=resolve_m(0.1, valid.sum(-1)))
 
     def pooled(losses: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return loss_max_pooling(losses, valid, p, 0.25, check=False)

@@ -46,7 +46,7 @@ def _m_values(n: int) -> list[float]:
 @pytest.mark.parametrize(("name", "row"), _row_cases(), ids=[c[0] for c in _row_cases()])
 def test_against_reference(name: str, row: np.ndarray, p: float) -> None:
     for m in _m_values(row.size):
-        w = lmp_weights(torch.from_numpy(row)[None], p, m)[0].numpy()
+        w = lmp_weights(torch.from_numpy(row)[None], p, m_pixels=m)[0].numpy()
         ref_w, ref_value = reference_weights(row, p, m)
         value = float(w @ row)
         assert value == pytest.approx(ref_value, rel=1e-5, abs=1e-12), (name, p, m)
@@ -66,7 +66,7 @@ def test_float32_losses_against_reference(p: float, scale: float) -> None:
         row32 = (row * scale).astype(np.float32)
         exact = row32.astype(np.float64)  # the reference sees the same rounded values
         for m in _m_values(row.size):
-            w = lmp_weights(torch.from_numpy(row32)[None], p, m)[0]
+            w = lmp_weights(torch.from_numpy(row32)[None], p, m_pixels=m)[0]
             assert w.dtype == torch.float32
             value = float(w.double() @ torch.from_numpy(exact))
             ref_value = reference_weights(exact, p, m)[1]
@@ -94,12 +94,12 @@ def test_batched_equals_row_by_row_with_masks(p: float) -> None:
     valid[4, 7] = True  # a single valid pixel
     n = valid.sum(-1)
     m = torch.clamp(n.double() * torch.tensor([0.25, 0.5, 1.0, 0.3, 1.0, 1.0]), min=1)
-    w = lmp_weights(losses, p, m, valid)
+    w = lmp_weights(losses, p, valid=valid, m_pixels=m)
     assert torch.all(w[~valid] == 0)
     assert torch.all(w[5] == 0)  # the row without a valid entry
     for b in range(B - 1):
         row = losses[b, valid[b]].numpy()
-        w_row = lmp_weights(torch.from_numpy(row)[None], p, float(m[b]))[0]
+        w_row = lmp_weights(torch.from_numpy(row)[None], p, m_pixels=float(m[b]))[0]
         assert torch.allclose(w[b, valid[b]], w_row, rtol=1e-12, atol=1e-15)
         assert float(w_row @ torch.from_numpy(row)) == pytest.approx(
             reference_weights(row, p, float(m[b]))[1], rel=1e-5
@@ -110,8 +110,8 @@ def test_masked_entries_do_not_count_in_n() -> None:
     """Ignored pixels are not zero-loss pixels: n counts valid entries only."""
     losses = torch.tensor([[3.0, 1.0, 0.5, 0.0, 0.0, 0.0]], dtype=torch.float64)
     valid = torch.tensor([[True, True, True, False, False, False]])
-    masked = lmp_weights(losses, 1.3, 1.5, valid)
-    alone = lmp_weights(losses[:, :3], 1.3, 1.5)
+    masked = lmp_weights(losses, 1.3, valid=valid, m_pixels=1.5)
+    alone = lmp_weights(losses[:, :3], 1.3, m_pixels=1.5)
     assert torch.equal(masked[:, :3], alone)
 
 
@@ -120,7 +120,7 @@ def test_masked_entries_do_not_count_in_n() -> None:
 def test_near_one_and_large_losses_are_finite_and_exact(p: float, scale: float) -> None:
     row = np.random.default_rng(3).random(200) * scale
     for m in (1.0, 7.5, 50.0):
-        w = lmp_weights(torch.from_numpy(row)[None], p, m)[0].numpy()
+        w = lmp_weights(torch.from_numpy(row)[None], p, m_pixels=m)[0].numpy()
         assert np.all(np.isfinite(w))
         gamma, _tau = feasible_set(row.size, p, m)
         assert np.sum(w**p) ** (1 / p) <= gamma * (1 + 1e-9)  # no overshoot near p = 1
@@ -129,9 +129,9 @@ def test_near_one_and_large_losses_are_finite_and_exact(p: float, scale: float) 
 
 def test_p_one_is_top_k_mean_with_fractional_remainder() -> None:
     row = torch.tensor([[0.3, 5.0, 1.0, 4.0, 2.0, 0.1]], dtype=torch.float64)
-    assert (lmp_weights(row, 1.0, 3.0) * row).sum().item() == pytest.approx((5 + 4 + 2) / 3)
+    assert (lmp_weights(row, 1.0, m_pixels=3.0) * row).sum().item() == pytest.approx((5 + 4 + 2) / 3)
     # m = 2.5: tau = 1/2.5 on {5, 4}, tau * 0.5 on the loss alpha* = 2.
-    w = lmp_weights(row, 1.0, 2.5)
+    w = lmp_weights(row, 1.0, m_pixels=2.5)
     expected = torch.tensor([[0, 0.4, 0, 0.4, 0.2, 0]], dtype=torch.float64)
     assert torch.allclose(w, expected)
 
@@ -139,10 +139,10 @@ def test_p_one_is_top_k_mean_with_fractional_remainder() -> None:
 def test_large_p_and_m_equal_n_tend_to_uniform() -> None:
     row = torch.rand(1, 50, generator=torch.Generator().manual_seed(5), dtype=torch.float64) + 0.1
     for p in (1.3, 2.0, 4.0):
-        assert torch.allclose(lmp_weights(row, p, 50.0), torch.full_like(row, 1 / 50))
-    w = lmp_weights(row, 200.0, 5.0)
+        assert torch.allclose(lmp_weights(row, p, m_pixels=50.0), torch.full_like(row, 1 / 50))
+    w = lmp_weights(row, 200.0, m_pixels=5.0)
     assert (w.max() - w.min()) / w.mean() < 0.05
-    assert torch.allclose(lmp_weights(row, math.inf, 5.0), torch.full_like(row, 1 / 50))
+    assert torch.allclose(lmp_weights(row, math.inf, m_pixels=5.0), torch.full_like(row, 1 / 50))
 
 
 @settings(max_examples=60, deadline=None)
@@ -155,7 +155,7 @@ def test_properties(row: list[float], p: float, frac: float) -> None:
     losses = torch.tensor([row], dtype=torch.float64)
     n = len(row)
     m = 1 + frac * (n - 1)
-    w = lmp_weights(losses, p, m)
+    w = lmp_weights(losses, p, m_pixels=m)
     value = float((w * losses).sum())
     assert value >= float(losses.mean()) * (1 - 1e-9) - 1e-12  # upper-bounds the mean
     gamma, tau = feasible_set(n, p, m)
@@ -170,25 +170,28 @@ def test_gradient_is_that_of_fixed_weights() -> None:
     valid = torch.rand(3, 40, generator=g) < 0.8
     pooled = loss_max_pooling(losses, valid, 1.3, 0.25).sum()
     (grad,) = torch.autograd.grad(pooled, losses)
-    w = lmp_weights(losses.detach(), 1.3, resolve_m(0.25, valid.sum(-1)), valid)
+    w = lmp_weights(losses.detach(), 1.3, valid=valid, m_pixels=resolve_m(0.25, valid.sum(-1)))
     assert torch.equal(grad, w)
 
 
 def test_low_precision_losses_give_float32_weights() -> None:
     row = torch.rand(2, 64, generator=torch.Generator().manual_seed(9)) * 4
     for dtype in (torch.float16, torch.bfloat16):
-        w = lmp_weights(row.to(dtype), 1.3, 16.0)
+        w = lmp_weights(row.to(dtype), 1.3, m_pixels=16.0)
         assert w.dtype == torch.float32
-        ref = lmp_weights(row.to(dtype).double(), 1.3, 16.0)
+        ref = lmp_weights(row.to(dtype).double(), 1.3, m_pixels=16.0)
         assert torch.allclose(w.double(), ref, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"p": 0.5, "m": 2.0}, "p must be >= 1"),
-        ({"p": 1.3, "m": 0.5}, "1 <= m <= n"),
-        ({"p": 1.3, "m": 11.0}, "1 <= m <= n"),
+        ({"p": 0.5, "m": 0.2}, "p must be >= 1"),
+        ({"p": 1.3, "m": 2.0}, r"m is a fraction .* in \(0, 1\], got m=2.0; give a pixel count"),
+        ({"p": 1.3, "m": 0.0}, r"must be in \(0, 1\], got m=0.0"),
+        ({"p": 1.3, "m_pixels": 0.5}, "m_pixels must be >= 1"),
+        ({"p": 1.3, "m_pixels": torch.tensor([0.5, 2.0])}, "1 <= m_pixels <= n"),
+        ({"p": 1.3, "m_pixels": torch.tensor([11.0, 2.0])}, "1 <= m_pixels <= n"),
     ],
 )
 def test_bad_arguments(kwargs: dict, match: str) -> None:
@@ -196,17 +199,33 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
         lmp_weights(torch.rand(2, 10), **kwargs)
 
 
+def test_m_is_a_fraction_like_the_class() -> None:
+    """``m`` is the fraction of each row's valid entries that ``LossMaxPooling(m=...)`` takes;
+    a count goes to ``m_pixels`` (a number is capped at the row's valid entries)."""
+    losses = torch.rand(2, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    valid = torch.ones_like(losses, dtype=torch.bool)
+    valid[1, 10:] = False  # 20 and 10 valid entries
+    by_fraction = lmp_weights(losses, 1.3, 0.25, valid)
+    by_counts = lmp_weights(losses, 1.3, valid=valid, m_pixels=torch.tensor([5.0, 2.5]))
+    torch.testing.assert_close(by_fraction, by_counts)
+    torch.testing.assert_close(
+        lmp_weights(losses, 1.3, valid=valid, m_pixels=15),
+        lmp_weights(losses, 1.3, valid=valid, m_pixels=torch.tensor([15.0, 10.0])),
+    )
+    torch.testing.assert_close(lmp_weights(losses, 1.3), lmp_weights(losses, 1.3, m=0.25))
+
+
 def test_bad_losses() -> None:
     with pytest.raises(ValueError, match="non-negative"):
-        lmp_weights(torch.tensor([[1.0, -2.0]]), 1.3, 1.0)
+        lmp_weights(torch.tensor([[1.0, -2.0]]), 1.3, m_pixels=1.0)
     with pytest.raises(ValueError, match="finite"):
-        lmp_weights(torch.tensor([[1.0, math.nan]]), 1.3, 1.0)
+        lmp_weights(torch.tensor([[1.0, math.nan]]), 1.3, m_pixels=1.0)
     with pytest.raises(TypeError, match="floating"):
-        lmp_weights(torch.tensor([[1, 2]]), 1.3, 1.0)
+        lmp_weights(torch.tensor([[1, 2]]), 1.3, m_pixels=1.0)
     with pytest.raises(ValueError, match=r"shape \(B, N\)"):
-        lmp_weights(torch.rand(10), 1.3, 1.0)
+        lmp_weights(torch.rand(10), 1.3, m_pixels=1.0)
     with pytest.raises(TypeError, match="bool"):
-        lmp_weights(torch.rand(1, 3), 1.3, 1.0, valid=torch.ones(1, 3))
+        lmp_weights(torch.rand(1, 3), 1.3, valid=torch.ones(1, 3), m_pixels=1.0)
 
 
 def test_resolve_m() -> None:

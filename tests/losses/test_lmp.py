@@ -37,7 +37,7 @@ def test_gradient_is_fixed_weights_times_ce_gradient(small_batch) -> None:
     pix = torch.nn.functional.cross_entropy(logits2, target, ignore_index=255, reduction="none")
     pix = pix.flatten(1)
     valid = (target != 255).flatten(1)
-    w = lmp_weights(pix.detach(), 1.3, resolve_m(0.5, valid.sum(-1)), valid)
+    w = lmp_weights(pix.detach(), 1.3, valid=valid, m_pixels=resolve_m(0.5, valid.sum(-1)))
     ((w * pix).sum(-1)[valid.any(-1)].mean()).backward()
     assert torch.allclose(logits.grad, logits2.grad, rtol=1e-10, atol=1e-14)
 

@@ -169,7 +169,7 @@ def test_lmp_pooling_against_naive_costs(p: float, m: float | int, stride: int) 
             row = torch.stack(costs)[None]
             n = row.shape[1]
             m_img = float(min(m, n)) if isinstance(m, int) else max(1.0, m * n)
-            w = lmp_weights(row.detach(), p, m_img)  # held fixed in the gradient
+            w = lmp_weights(row.detach(), p, m_pixels=m_img)  # held fixed in the gradient
             pooled.append((w * row).sum())
         return torch.stack(pooled).mean()
 

@@ -25,8 +25,10 @@ def check_p(p: float) -> float:
 def lmp_weights(
     losses: Tensor,
     p: float,
-    m: float | Tensor,
+    m: float = 0.25,
     valid: Tensor | None = None,
+    *,
+    m_pixels: float | Tensor | None = None,
 ) -> Tensor:
     r"""Optimal pixel weighting :math:`w^*` of loss max-pooling.
 
@@ -59,8 +61,12 @@ def lmp_weights(
         losses: ``(B, N)`` non-negative, finite pixel losses. Not differentiated through: the
             weights are a constant of the gradient (Section 4).
         p: the p-norm bound, ``p >= 1`` (``float("inf")`` gives uniform weights).
-        m: the minimum number of supported pixels, a float or a ``(B,)`` tensor with
-            ``1 <= m <= n`` on every row that has a valid entry.
+        m: the minimum number of supported pixels as a fraction in ``(0, 1]`` of each row's
+            ``n`` valid entries (at least 1), as :class:`~lmp_lightning.losses.LossMaxPooling`
+            takes it.
+        m_pixels: the minimum number of supported pixels as a count that replaces ``m``: a
+            number ``>= 1`` (at most ``n``: larger values are taken as ``n``), or a ``(B,)``
+            tensor with ``1 <= m_pixels <= n`` on every row that has a valid entry.
         valid: optional ``(B, N)`` boolean mask; invalid entries get weight 0 and do not count in
             ``n``. A row with no valid entry gets all zeros.
 
@@ -68,17 +74,20 @@ def lmp_weights(
         ``(B, N)`` weights, float64 for float64 losses and float32 otherwise.
 
     Raises:
-        ValueError: ``p < 1``, ``m`` out of ``[1, n]``, negative or non-finite losses, or shapes
-            that do not match.
+        ValueError: ``p < 1``, ``m`` outside ``(0, 1]`` (a count is ``m_pixels``), a
+            ``m_pixels`` tensor out of ``[1, n]``, negative or non-finite losses, or shapes that
+            do not match.
         TypeError: ``losses`` is not a floating tensor or ``valid`` is not boolean.
 
     Example:
         >>> losses = torch.tensor([[0.1, 2.0, 0.5, 0.3]], dtype=torch.float64)
-        >>> w = lmp_weights(losses, p=1.0, m=2.0)
+        >>> w = lmp_weights(losses, p=1.0, m=0.5)  # half of the 4 pixels
         >>> w
         tensor([[0.0000, 0.5000, 0.5000, 0.0000]], dtype=torch.float64)
         >>> (w * losses).sum(-1)  # p = 1: the mean of the m highest losses
         tensor([1.2500], dtype=torch.float64)
+        >>> lmp_weights(losses, p=1.0, m_pixels=2)  # the same, as a count
+        tensor([[0.0000, 0.5000, 0.5000, 0.0000]], dtype=torch.float64)
     """
     p = check_p(p)
     if not isinstance(losses, Tensor) or not losses.is_floating_point():
@@ -104,11 +113,28 @@ def lmp_weights(
         return torch.zeros(B, N, dtype=out_dtype, device=device)
     n = valid.sum(-1)  # (B,)
     has = n > 0
-    m_t = torch.as_tensor(m, dtype=torch.float64, device=device)
+    if isinstance(m_pixels, Tensor):
+        m_t = m_pixels.to(device=device, dtype=torch.float64)
+    elif m_pixels is not None:
+        if isinstance(m_pixels, bool) or not isinstance(m_pixels, (int, float)):
+            raise TypeError(f"m_pixels must be a number >= 1 or a tensor, got {m_pixels!r}")
+        if not m_pixels >= 1:
+            raise ValueError(f"m_pixels must be >= 1, got m_pixels={m_pixels}")
+        m_t = torch.full((B,), float(m_pixels), dtype=torch.float64, device=device)
+        m_t = m_t.minimum(n.clamp(min=1).to(torch.float64))
+    else:
+        if isinstance(m, Tensor) or (isinstance(m, (int, float)) and m > 1):
+            raise ValueError(
+                f"m is a fraction of each row's valid entries, in (0, 1], got m={m!r}; give a "
+                "pixel count (or a (B,) tensor of counts) as m_pixels="
+            )
+        m_t = resolve_m(m, n)
     if m_t.ndim == 0:
         m_t = m_t.expand(B)
     if m_t.shape != (B,):
-        raise ValueError(f"m must be a number or a ({B},) tensor, got shape {tuple(m_t.shape)}")
+        raise ValueError(
+            f"m_pixels must be a number or a ({B},) tensor, got shape {tuple(m_t.shape)}"
+        )
     x = losses.detach()
     bad_m = has & ~((m_t >= 1) & (m_t <= n))
     bad_x = (valid & ~(x >= 0)).any() | ~torch.isfinite(
@@ -123,8 +149,8 @@ def lmp_weights(
             )
         rows = bad_m.nonzero().flatten()[:5].tolist()
         raise ValueError(
-            f"m must satisfy 1 <= m <= n (valid entries of the row); rows {rows} have "
-            f"m={m_t[rows].tolist()} and n={n[rows].tolist()}"
+            f"m_pixels must satisfy 1 <= m_pixels <= n (valid entries of the row); rows {rows} "
+            f"have m_pixels={m_t[rows].tolist()} and n={n[rows].tolist()}"
         )
     k = min(N, int(torch.ceil(torch.where(has, m_t, 1.0)).max().item()))
     return _lmp_weights(losses, p, m_t, valid, n, k)
@@ -281,7 +307,7 @@ def loss_max_pooling(
     n = valid.sum(-1)
     m_rows = resolve_m(m, n, m_pixels)
     if check:
-        w = lmp_weights(losses, p, m_rows, valid)
+        w = lmp_weights(losses, p, valid=valid, m_pixels=m_rows)
     else:  # the size of the ordered top from the arguments alone: no host synchronisation
         N = losses.shape[-1]
         k = min(N, m_pixels if m_pixels is not None else max(1, math.ceil(m * N)))

@@ -32,10 +32,14 @@ def upcast(logits: Tensor) -> Tensor:
 
 def check_shapes(logits: Tensor, target: Tensor) -> Tensor:
     """Checks the types and shapes of a ``(logits, target)`` pair (no pass over the data) and
-    returns ``target`` as int64.
+    returns ``target`` as int64 of shape ``(B, H, W)``.
+
+    ``target`` may also be ``(B, 1, H, W)``, as torchgeo and segmentation_models_pytorch give
+    masks; the channel is dropped.
 
     Raises:
-        ValueError: on shape mismatches.
+        ValueError: on shape mismatches, or logits with one channel (these losses are
+            multiclass: a binary task has two classes).
         TypeError: on non-floating logits or non-integer targets.
     """
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
@@ -50,10 +54,18 @@ def check_shapes(logits: Tensor, target: Tensor) -> Tensor:
         )
     if logits.ndim != 4:
         raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
-    B, _, H, W = logits.shape
+    B, C, H, W = logits.shape
+    if C < 2:
+        raise ValueError(
+            f"logits have {C} channel{'s' if C != 1 else ''} {tuple(logits.shape)}: these "
+            "losses are multiclass softmax losses and need C >= 2 class scores (a binary task "
+            "is C = 2: background and foreground)"
+        )
+    if target.ndim == 4 and target.shape[1] == 1:  # (B, 1, H, W) masks
+        target = target[:, 0]
     if tuple(target.shape) != (B, H, W):
         raise ValueError(
-            f"target must have shape (B, H, W) = {(B, H, W)} to match logits "
+            f"target must have shape (B, H, W) = {(B, H, W)} (or (B, 1, H, W)) to match logits "
             f"{tuple(logits.shape)}, got {tuple(target.shape)}"
         )
     return target.long()
