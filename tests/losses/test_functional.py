@@ -129,7 +129,8 @@ def test_near_one_and_large_losses_are_finite_and_exact(p: float, scale: float) 
 
 def test_p_one_is_top_k_mean_with_fractional_remainder() -> None:
     row = torch.tensor([[0.3, 5.0, 1.0, 4.0, 2.0, 0.1]], dtype=torch.float64)
-    assert (lmp_weights(row, 1.0, m_pixels=3.0) * row).sum().item() == pytest.approx((5 + 4 + 2) / 3)
+    pooled = (lmp_weights(row, 1.0, m_pixels=3.0) * row).sum().item()
+    assert pooled == pytest.approx((5 + 4 + 2) / 3)
     # m = 2.5: tau = 1/2.5 on {5, 4}, tau * 0.5 on the loss alpha* = 2.
     w = lmp_weights(row, 1.0, m_pixels=2.5)
     expected = torch.tensor([[0, 0.4, 0, 0.4, 0.2, 0]], dtype=torch.float64)

@@ -146,7 +146,7 @@ class _PixelCrossEntropy(torch.autograd.Function):
         log_p, safe, invalid = ctx.saved_tensors
         if grad is None and grad_log_p is None:
             return None, None, None
-        if grad_log_p is None and not torch.is_grad_enabled():  # the usual backward, in place
+        if grad is not None and grad_log_p is None and not torch.is_grad_enabled():  # in place
             g = grad.masked_fill(invalid, 0.0)[:, None]
             out = torch.exp(log_p).mul_(g)
             return out.scatter_add_(1, safe, g.neg_()), None, None
