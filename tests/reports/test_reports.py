@@ -57,6 +57,7 @@ def test_validate_writes_the_results_file(tmp_path: Path) -> None:
         "m": 0.25,
         "ignore_index": 255,
         "validate_args": True,
+        "reduction": "mean",
     }
     assert results.config["model"]["arch"] == "deeplabv3plus"
 
