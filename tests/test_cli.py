@@ -14,7 +14,7 @@ from lightning import Callback, LightningModule, Trainer
 
 from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SegmentationDataModule
-from lmp_lightning.losses import LOSSES
+from lmp_lightning.losses import LOSSES, LossMaxPooling
 from lmp_lightning.module import SegmentationModule
 from tests.cli_args import TINY
 
@@ -180,6 +180,35 @@ def test_lall_backend_by_flag_and_yaml(source: str, backend: str | None, tmp_pat
     cli = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *loss_args], run=False)
     assert type(cli.model.loss).__name__ == "lall"
     assert cli.model.loss.backend == (backend or "auto")
+
+
+@pytest.mark.parametrize("source", ["flag", "yaml", "python"])
+def test_channels_last_and_reduction_by_flag_yaml_and_python(source: str, tmp_path: Path) -> None:
+    """``--model.channels_last`` and a loss's ``reduction`` reach the module alike from a flag,
+    from YAML and from Python (parsed and instantiated only)."""
+    from lmp_lightning.cli import SegmentationCLI
+    from lmp_lightning.data import SegmentationDataModule as Data
+
+    if source == "python":
+        model = SegmentationModule(
+            "fpn", "resnet18", num_classes=3, loss=LossMaxPooling(reduction="sum"),
+            channels_last=True,
+        )  # fmt: skip
+    else:
+        if source == "flag":
+            args = ["--model.channels_last=true", "--model.loss=lmp",
+                    "--model.loss.init_args.reduction=sum"]  # fmt: skip
+        else:
+            config = tmp_path / "model.yaml"
+            config.write_text(
+                "model:\n  channels_last: true\n  loss:\n    class_path: lmp\n"
+                "    init_args: {reduction: sum}\n"
+            )
+            args = [f"--config={config}"]
+        model = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *args], run=False).model
+    assert model.channels_last and model.loss.reduction == "sum"
+    conv = next(m for m in model.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_data_links_to_model(tmp_path: Path) -> None:
