@@ -36,4 +36,4 @@ for variant in base_plus lmp; do
   done
   echo "[round3] $variant: bracketed up to ${RATES[i]}"
 done
-$PY benchmarks/camvid_study.py report --tuning --results "$RESULTS" > "$RESULTS/summary.md"
+$PY benchmarks/camvid_study.py report --tuning --results "$RESULTS"  # writes summary.md

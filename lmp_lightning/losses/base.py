@@ -9,7 +9,11 @@ from typing import Any, ClassVar, Literal, TypeVar
 import torch
 from torch import Tensor, nn
 
-from lmp_lightning.losses.functional.pixel import check_shapes, labels_out_of_range
+from lmp_lightning.losses.functional.pixel import (
+    check_shapes,
+    drop_mask_channel,
+    labels_out_of_range,
+)
 
 __all__ = [
     "LOSSES",
@@ -248,9 +252,7 @@ class SegmentationLoss(nn.Module, ABC):
                 "target, features=...) (SegmentationModule does this itself in training)"
             )
         if not self.validate_args:
-            if target.ndim == 4 and target.shape[1] == 1:
-                target = target[:, 0]
-            return self.compute(logits, target.long(), features)
+            return self.compute(logits, drop_mask_channel(target).long(), features)
         target = check_shapes(logits, target)
         num_classes = logits.shape[1]
         ignore = self._ignore

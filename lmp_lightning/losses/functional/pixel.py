@@ -61,14 +61,18 @@ def check_shapes(logits: Tensor, target: Tensor) -> Tensor:
             "losses are multiclass softmax losses and need C >= 2 class scores (a binary task "
             "is C = 2: background and foreground)"
         )
-    if target.ndim == 4 and target.shape[1] == 1:  # (B, 1, H, W) masks
-        target = target[:, 0]
+    target = drop_mask_channel(target)
     if tuple(target.shape) != (B, H, W):
         raise ValueError(
             f"target must have shape (B, H, W) = {(B, H, W)} (or (B, 1, H, W)) to match logits "
             f"{tuple(logits.shape)}, got {tuple(target.shape)}"
         )
     return target.long()
+
+
+def drop_mask_channel(target: Tensor) -> Tensor:
+    """``(B, 1, H, W)`` masks (torchgeo's, smp's) as ``(B, H, W)``; any other shape as it is."""
+    return target[:, 0] if target.ndim == 4 and target.shape[1] == 1 else target
 
 
 def labels_out_of_range(target: Tensor, num_classes: int, ignore_index: int) -> list[int]:
