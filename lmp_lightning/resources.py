@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["config_path", "configs_dir", "list_configs", "zoo_dir"]
+__all__ = ["config_name", "config_path", "configs_dir", "list_configs", "zoo_dir"]
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -64,3 +64,18 @@ def config_path(name: str) -> str:
     stem = name.removesuffix(".yaml").removeprefix("configs/")
     shipped = configs_dir() / f"{stem}.yaml"
     return str(shipped) if shipped.is_file() else name
+
+
+def config_name(path: str | Path) -> str:
+    """How a run started from the config file ``path`` is named: the shipped recipe's name
+    (``camvid/lmp``), or the file's name without its suffix.
+
+    Example:
+        >>> config_name(config_path("camvid/lmp")), config_name("/home/me/my-run.yaml")
+        ('camvid/lmp', 'my-run')
+    """
+    resolved = Path(path).resolve()
+    root = configs_dir().resolve()
+    if resolved.is_relative_to(root):
+        return resolved.relative_to(root).with_suffix("").as_posix()
+    return resolved.stem

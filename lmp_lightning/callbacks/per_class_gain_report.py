@@ -3,21 +3,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from lmp_lightning.callbacks.protocol import ClassResultsCallback
 from lmp_lightning.callbacks.run_dir import run_dir
 from lmp_lightning.reports import ClassResults, gains, plot_gains, spearman
 
 __all__ = ["PerClassGainReport"]
 
 
-class PerClassGainReport(Callback):
+class PerClassGainReport(ClassResultsCallback):
     """Compares every validation with a baseline's per-class results.
 
     At every validation it writes ``gains/gains-step<N>.png`` (gain in IoU % against the class
@@ -28,20 +29,38 @@ class PerClassGainReport(Callback):
     of gain and pixel count) for every logger. Per-class IoU curves are the
     ``val/IoU_<class>`` values the module logs at every validation.
 
+    Works with :class:`~lmp_lightning.module.SegmentationModule` and with any module that
+    follows the protocol of :mod:`lmp_lightning.callbacks.protocol` (``validation_step``
+    returns ``{"preds": ...}`` or ``{"logits": ...}``; dict or ``(image, mask)`` batches).
+
     Args:
-        baseline: a results file (``results_val.json``) that ``validate`` or ``test`` wrote.
+        baseline: a results file (``results_val.json``) that ``fit``, ``validate`` or ``test``
+            wrote.
+        class_names: the classes, where neither the module nor the data module names them.
+        ignore_index: the ignore label (``None``: nothing ignored; ``"auto"``: the module's or
+            the data module's ``ignore_index``, else 255).
+
+    Raises:
+        ValueError: at the first validation, when the baseline has other classes than the run.
     """
 
-    def __init__(self, baseline: str) -> None:
+    def __init__(
+        self,
+        baseline: str,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int | Literal["auto"] | None = "auto",
+    ) -> None:
+        super().__init__(class_names, ignore_index)
         self.baseline_path = baseline
         self.baseline = ClassResults.load(baseline)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # After the module's on_validation_epoch_end, which computes this validation's results.
-        class_results = getattr(pl_module, "class_results", None)  # SegmentationModule's
-        if trainer.sanity_checking or class_results is None:
+        if trainer.sanity_checking:
             return
-        results: ClassResults = class_results("val")
+        results = self.split_results(pl_module, "val")
+        if results is None:
+            return
         if results.class_names != self.baseline.class_names:
             raise ValueError(
                 f"the baseline {self.baseline_path} has classes {self.baseline.class_names}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -13,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
 from lmp_lightning.callbacks.prediction_writer import label_palette
+from lmp_lightning.callbacks.protocol import batch_image, batch_mask, step_predictions
 from lmp_lightning.callbacks.run_dir import run_dir
 
 __all__ = ["ValidationImages"]
@@ -28,17 +30,31 @@ class ValidationImages(Callback):
     logger. ``lmp-seg fit`` adds this callback (with 4 images) when the run has a logger and
     none is configured.
 
+    Works with :class:`~lmp_lightning.module.SegmentationModule` and with any module that
+    follows the protocol of :mod:`lmp_lightning.callbacks.protocol` (``validation_step``
+    returns ``{"preds": ...}`` or ``{"logits": ...}``; dict or ``(image, mask)`` batches).
+
     Args:
         num_images: how many validation images to show (the first ones of the val split).
+        mean: the normalisation to undo (default: the data module's ``mean`` hyper-parameter;
+            without one each image is stretched to [0, 255]).
+        std: likewise.
 
     Raises:
         ValueError: ``num_images < 1``.
     """
 
-    def __init__(self, num_images: int = 4) -> None:
+    def __init__(
+        self,
+        num_images: int = 4,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+    ) -> None:
         if isinstance(num_images, bool) or num_images < 1:
             raise ValueError(f"num_images must be >= 1, got {num_images!r}")
         self.num_images = num_images
+        self.mean = None if mean is None else list(mean)
+        self.std = None if std is None else list(std)
         self.palette = label_palette()
         self._panels: list[np.ndarray] = []
 
@@ -54,20 +70,24 @@ class ValidationImages(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if trainer.sanity_checking or len(self._panels) >= self.num_images:
+        if len(self._panels) >= self.num_images:
             return
-        preds = outputs.get("preds") if isinstance(outputs, dict) else None
-        if preds is None:
-            return  # a module that does not return its predictions
+        who = type(self).__name__
+        preds = step_predictions(outputs, who, "validation_step")
+        images, masks = batch_image(batch, who), batch_mask(batch, who)
+        if trainer.sanity_checking:
+            return  # the protocol is checked; no panels from the sanity check
         data = getattr(trainer, "datamodule", None)
         hparams = getattr(data, "hparams", {})
-        for image, mask, pred in zip(batch["image"], batch["mask"], preds, strict=False):
+        mean = self.mean if self.mean is not None else hparams.get("mean")
+        std = self.std if self.std is not None else hparams.get("std")
+        for image, mask, pred in zip(images, masks, preds, strict=False):
             if len(self._panels) >= self.num_images:
                 break
             self._panels.append(
                 np.concatenate(
                     [
-                        _to_uint8(image, hparams.get("mean"), hparams.get("std")),
+                        _to_uint8(image, mean, std),
                         self.palette[mask.long().clamp(0, 255).cpu().numpy()],
                         self.palette[pred.long().clamp(0, 255).cpu().numpy()],
                     ],

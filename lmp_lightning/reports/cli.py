@@ -53,12 +53,14 @@ def comparison_report(
     lines += [
         markdown_table(base, mean, names),
         "",
-        f"mIoU: {100 * base.miou:.2f} -> {100 * mean.miou:.2f} "
-        f"({100 * (mean.miou - base.miou):+.2f}); classes improved: "
-        f"{int(np.sum(delta > 0))} of {int(np.sum(np.isfinite(delta)))}.",
+        _summary(base, mean, delta, names),
         "",
         f"Spearman correlation between gain and pixel count: {rho:.3f} "
-        "(negative: the gains concentrate on the classes with fewer pixels).",
+        "(negative: the fewer pixels a class has, the more it gained or the less it lost).",
+    ]
+    if mean.miou <= base.miou:
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         f"To match {names[1]}, {names[0]}'s k worst classes would each have to improve by:",
         "",
@@ -70,12 +72,31 @@ def comparison_report(
     return "\n".join(lines) + "\n"
 
 
+def _summary(
+    base: ClassResults, run: ClassResults, delta: np.ndarray, names: tuple[str, str]
+) -> str:
+    """One sentence on the mIoU change and the classes that rose and fell, worded by sign."""
+    change = 100 * (run.miou - base.miou)
+    finite = delta[np.isfinite(delta)]
+    up, down = int(np.sum(finite > 0)), int(np.sum(finite < 0))
+    if change > 0:
+        verdict = f"{names[1]} is {change:.2f} mIoU points better than {names[0]}"
+    elif change < 0:
+        verdict = f"{names[1]} is {-change:.2f} mIoU points worse than {names[0]}"
+    else:
+        verdict = f"{names[1]} and {names[0]} have the same mIoU"
+    return (
+        f"mIoU: {100 * base.miou:.2f} -> {100 * run.miou:.2f}: {verdict}; of {finite.size} "
+        f"classes, {up} rose and {down} fell."
+    )
+
+
 def compare_main(args: list[str]) -> None:
     """Writes ``gains.png`` and ``comparison.md`` into ``--out`` and prints the report."""
     parser = argparse.ArgumentParser(
         prog="lmp-seg compare",
         description="Per-class comparison of two results files "
-        "(results_val.json or results_test.json, written by lmp-seg validate / test).",
+        "(results_val.json or results_test.json, written by lmp-seg fit, validate or test).",
     )
     parser.add_argument("files", nargs="*", help="BASELINE RUN: two results files")
     parser.add_argument(
@@ -84,7 +105,11 @@ def compare_main(args: list[str]) -> None:
     parser.add_argument(
         "--run", nargs="+", default=[], help="the compared run's results files, one per seed"
     )
-    parser.add_argument("--names", nargs=2, help="labels of the two sides (default: folders)")
+    parser.add_argument(
+        "--names",
+        nargs=2,
+        help="labels of the two sides (default: the runs' configurations, losses or folders)",
+    )
     parser.add_argument("--out", default="comparison", help="output folder (default: comparison)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     opts = parser.parse_args(args)
@@ -106,12 +131,7 @@ def compare_main(args: list[str]) -> None:
     for target in targets:
         if target.exists() and not opts.overwrite:
             raise FileExistsError(f"{target} exists; choose another --out or pass --overwrite")
-    if opts.names:
-        names = (opts.names[0], opts.names[1])
-    else:
-        names = (_label(opts.baseline, "baseline"), _label(opts.run, "run"))
-        if names[0] == names[1]:
-            names = ("baseline", "run")
+    names = (opts.names[0], opts.names[1]) if opts.names else _names(opts, baseline, run)
     report = comparison_report(baseline, run, names)
     plot_gains(baseline, run, targets[0], title=f"IoU gain of {names[1]} over {names[0]}")
     targets[1].write_text(report)
@@ -119,7 +139,38 @@ def compare_main(args: list[str]) -> None:
     print(f"Written: {targets[0]}, {targets[1]}")
 
 
-def _label(files: list[str], default: str) -> str:
-    """The folder name of a side's files when they share one."""
-    folders = {Path(f).parent.name for f in files}
-    return folders.pop() if len(folders) == 1 and "" not in folders else default
+def _names(
+    opts: argparse.Namespace, baseline: list[ClassResults], run: list[ClassResults]
+) -> tuple[str, str]:
+    """Each side's name: the run it came from (its configuration, as ``lmp-seg`` records it),
+    else its loss; with the folder added where that leaves both sides alike, else the folder
+    alone; ``baseline`` and ``run`` when nothing tells them apart."""
+    folders = (
+        _shared({Path(f).parent.name for f in opts.baseline}),
+        _shared({Path(f).parent.name for f in opts.run}),
+    )
+    for describe in (_run_name, _loss_name):
+        found = (describe(baseline), describe(run))
+        if found[0] and found[1]:
+            if found[0] != found[1]:
+                return found[0], found[1]
+            if folders[0] and folders[1] and folders[0] != folders[1]:
+                return f"{found[0]} ({folders[0]})", f"{found[1]} ({folders[1]})"
+    if folders[0] and folders[1] and folders[0] != folders[1]:
+        return folders[0], folders[1]
+    return "baseline", "run"
+
+
+def _shared(values: set) -> str | None:
+    """The one value of a side, or ``None``."""
+    return str(values.pop()) if len(values) == 1 and "" not in values else None
+
+
+def _run_name(side: list[ClassResults]) -> str | None:
+    return _shared({r.run for r in side}) if all(r.run for r in side) else None
+
+
+def _loss_name(side: list[ClassResults]) -> str | None:
+    paths = {str(r.config.get("loss", {}).get("class_path", "")) for r in side}
+    name = _shared(paths)
+    return name.rsplit(".", 1)[-1] if name else None

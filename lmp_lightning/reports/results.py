@@ -27,6 +27,9 @@ class ClassResults:
         split: ``"val"`` or ``"test"``.
         config: the model and loss configuration.
         checkpoint: the checkpoint the weights came from, if any.
+        step: the training step the evaluation was made at (a validation during ``fit``), if
+            known.
+        run: the run's name (the configuration it was started from), if known.
     """
 
     class_names: list[str]
@@ -36,6 +39,8 @@ class ClassResults:
     split: str = "val"
     config: dict[str, Any] = field(default_factory=dict)
     checkpoint: str | None = None
+    step: int | None = None
+    run: str | None = None
 
     def __post_init__(self) -> None:
         if not len(self.class_names) == len(self.iou) == len(self.pixel_counts):

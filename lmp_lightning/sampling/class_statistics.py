@@ -17,9 +17,38 @@ from tqdm.auto import tqdm
 
 from lmp_lightning.checkpoints import load_checkpoint
 
-__all__ = ["ClassStatistics", "dataset_fingerprint", "default_cache_dir"]
+__all__ = ["ClassStatistics", "dataset_fingerprint", "default_cache_dir", "sample_arrays"]
 
 _FORMAT = 1  # bumped when the cached layout changes
+
+
+def sample_arrays(sample: Any) -> tuple[Any, np.ndarray]:
+    """``(image, mask)`` of an untransformed sample: a dict with ``"image"`` and ``"mask"`` or
+    an ``(image, mask)`` tuple; the mask as an ``(H, W)`` integer array (a PIL image or array).
+
+    Raises:
+        TypeError: the sample is neither, or its mask is not ``(H, W)`` integers.
+
+    Example:
+        >>> sample_arrays((np.zeros((2, 3, 3), np.uint8), np.ones((2, 3), np.uint8)))[1].shape
+        (2, 3)
+    """
+    if isinstance(sample, dict) and "mask" in sample:
+        image, mask = sample.get("image"), sample["mask"]
+    elif isinstance(sample, tuple | list) and len(sample) >= 2:
+        image, mask = sample[0], sample[1]
+    else:
+        got = f"a dict with keys {sorted(sample)}" if isinstance(sample, dict) else type(sample)
+        raise TypeError(
+            f"samples must be dicts with 'image' and 'mask' or (image, mask) tuples, got {got}"
+        )
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
+        raise TypeError(
+            f"a sample's mask must be (H, W) integer labels, got {mask.dtype} of shape "
+            f"{mask.shape} (untransformed samples: numpy arrays or PIL images)"
+        )
+    return image, mask
 
 
 class _ImageStats(Dataset[tuple[np.ndarray, np.ndarray]]):
@@ -35,7 +64,7 @@ class _ImageStats(Dataset[tuple[np.ndarray, np.ndarray]]):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        mask = np.asarray(self.dataset[index]["mask"])
+        mask = sample_arrays(self.dataset[index])[1]
         flat = mask.ravel()
         labelled = flat[flat != self.ignore_index]
         if labelled.size and (labelled.min() < 0 or labelled.max() >= self.num_classes):
@@ -125,7 +154,8 @@ class ClassStatistics:
         """Reads every mask of ``dataset`` once (with a progress bar).
 
         Args:
-            dataset: samples are dicts with a ``"mask"`` array ``(H, W)``.
+            dataset: untransformed samples, dicts with ``"image"`` and ``"mask"`` or ``(image,
+                mask)`` tuples, the mask ``(H, W)`` integer labels.
             num_classes: number of classes.
             ignore_index: the label of unlabelled pixels.
             points_per_class: how many pixels of each class to keep per image.

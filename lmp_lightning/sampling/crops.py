@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from lmp_lightning.sampling.class_statistics import ClassStatistics
+from lmp_lightning.sampling.class_statistics import ClassStatistics, sample_arrays
 from lmp_lightning.sampling.sampler import NO_CLASS
 
 __all__ = ["ClassCenteredCrops"]
@@ -34,7 +34,8 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
     sample's ``"draw"`` entry is the ``(image, class, crop seed)`` it was made from.
 
         Args:
-            dataset: the untransformed training set (``{"image", "mask"}`` numpy samples).
+            dataset: the untransformed training set: ``{"image", "mask"}`` dicts or ``(image,
+                mask)`` tuples of ``(H, W, 3)`` images and ``(H, W)`` labels (numpy or PIL).
             stats: its :class:`ClassStatistics`.
             crop_size: ``(height, width)`` of the crops.
             scale_range: ``(low, high)`` of the random scale.
@@ -87,8 +88,13 @@ class ClassCenteredCrops(Dataset[dict[str, Tensor]]):
 
     def __getitem__(self, draw: tuple[int, int, int]) -> dict[str, Tensor]:
         image_index, cls, crop_seed = draw
-        sample = self.dataset[image_index]
-        image, mask = sample["image"], np.asarray(sample["mask"])
+        image, mask = sample_arrays(self.dataset[image_index])
+        image = np.asarray(image)
+        if image.ndim not in (2, 3) or image.shape[:2] != mask.shape:
+            raise TypeError(
+                f"image {image_index}: ClassCenteredCrops needs untransformed (H, W, C) images of "
+                f"their mask's size {mask.shape}, got shape {image.shape}"
+            )
         rng = np.random.default_rng(crop_seed)
         scale = rng.uniform(*self.scale_range)
         flip = bool(rng.random() < 0.5)

@@ -27,7 +27,7 @@ class TrainingIoUTracker(nn.Module):
 
     Args:
         num_classes: number of classes.
-        ignore_index: label of the pixels that are not counted.
+        ignore_index: label of the pixels that are not counted (``None``: every pixel counts).
         decay: ``None`` resets at every sampler update; a value in ``[0, 1)`` decays instead.
         unseen: the policy for classes without an estimate, ``"mean"`` or ``"worst"``.
 
@@ -41,7 +41,7 @@ class TrainingIoUTracker(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        ignore_index: int = 255,
+        ignore_index: int | None = 255,
         decay: float | None = None,
         unseen: Literal["mean", "worst"] = "mean",
     ) -> None:

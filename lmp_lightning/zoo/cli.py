@@ -93,12 +93,26 @@ def list_table(index: str | Path | None = None) -> str:
     )
 
 
+def _checkpoint_step(ckpt: Path) -> int | None:
+    """The training step a Lightning checkpoint was saved at."""
+    from lmp_lightning.checkpoints import load_checkpoint
+
+    step = load_checkpoint(ckpt, what="checkpoint", mmap=True).get("global_step")
+    return step if isinstance(step, int) else None
+
+
 def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     """The metrics of a checkpoint: the run's ``results_val.json``, or, with the run's
     ``config.yaml``, a validation of the checkpoint now (into a temporary folder)."""
+    from lmp_lightning.reports.results import ClassResults
+
     for folder in (ckpt.parent.parent, ckpt.parent):
         if (folder / "results_val.json").is_file():
-            return str(folder / "results_val.json")
+            path = folder / "results_val.json"
+            step = ClassResults.load(path).step
+            # a fit's file holds its last validation: the metrics of a checkpoint of that step
+            if step is None or step == _checkpoint_step(ckpt):
+                return str(path)
     found = (
         [Path(config)]
         if config
@@ -107,8 +121,6 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     config_file = next((p for p in found if p.is_file()), None)
     if config_file is None:
         return None
-    from lmp_lightning.reports.results import ClassResults
-
     with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
         out = Path(tmp)
         # `lmp-seg validate` in a process of its own: lmp_lightning.cli imports this module

@@ -266,3 +266,96 @@ def test_spearman_against_ranks_written_out() -> None:
         expected = np.corrcoef(rx, ry)[0, 1]
         assert spearman(x, y) == pytest.approx(expected, abs=1e-9)
     assert math.isnan(spearman([1, 2, 3], [5, 5, 5])) and math.isnan(spearman([1, 2], [2, 1]))
+
+
+def test_fit_then_compare_needs_nothing_in_between(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """fit leaves results_val.json in its run folder; compare names each side by the config
+    the run was started from, not by Lightning's version_N folders."""
+    files = []
+    for name, loss in (("my-baseline", "CrossEntropy"), ("my-lmp", "LossMaxPooling")):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(f"model:\n  loss: {loss}\n")
+        root = tmp_path / name
+        main(
+            [
+                "fit",
+                f"--config={config}",
+                *TINY,
+                "--trainer.max_epochs=1",
+                "--trainer.logger=true",
+                f"--trainer.default_root_dir={root}",
+            ]
+        )
+        (path,) = root.rglob("results_val.json")
+        assert path.parent.name == "version_0"  # the run's own folder
+        saved = ClassResults.load(path)
+        assert saved.run == name and saved.step == 2
+        files.append(path)
+    capsys.readouterr()
+    main(["compare", *map(str, files), "--out", str(tmp_path / "out")])
+    report = capsys.readouterr().out
+    assert report.startswith("# my-lmp against my-baseline")
+    assert "version_0" not in report
+
+
+def _side(iou: list[float], run: str | None = None, loss: str = "x.CrossEntropy") -> ClassResults:
+    results = _results(iou, [1000, 100, 10])
+    results.run, results.config = run, {"loss": {"class_path": loss}}
+    return results
+
+
+@pytest.mark.parametrize(
+    ("base", "run", "folders", "expected"),
+    [
+        (
+            _side([0.5] * 3, "camvid/base"),
+            _side([0.6] * 3, "camvid/lmp"),
+            ("v0", "v1"),
+            ("camvid/base", "camvid/lmp"),
+        ),
+        (_side([0.5] * 3, "a"), _side([0.6] * 3, "a"), ("v0", "v1"), ("a (v0)", "a (v1)")),
+        (
+            _side([0.5] * 3),
+            _side([0.6] * 3, loss="x.LossMaxPooling"),
+            ("v", "v"),
+            ("CrossEntropy", "LossMaxPooling"),
+        ),
+        (
+            _side([0.5] * 3),
+            _side([0.6] * 3),
+            ("base", "lmp"),
+            ("CrossEntropy (base)", "CrossEntropy (lmp)"),
+        ),
+        (_side([0.5] * 3), _side([0.6] * 3), ("v", "v"), ("baseline", "run")),
+    ],
+)
+def test_compare_names_each_side_by_its_run(tmp_path, capsys, base, run, folders, expected) -> None:  # type: ignore[no-untyped-def]
+    paths = [
+        side.save(tmp_path / f"{i}" / folder / "results_val.json")
+        for i, (side, folder) in enumerate(zip((base, run), folders, strict=True))
+    ]
+    main(["compare", *map(str, paths), "--out", str(tmp_path / "out")])
+    assert capsys.readouterr().out.startswith(f"# {expected[1]} against {expected[0]}\n")
+
+
+@pytest.mark.parametrize(
+    ("run_iou", "verdict"),
+    [
+        (
+            [0.6, 0.6, 0.6],
+            "lmp is 10.00 mIoU points better than base; of 3 classes, 3 rose and 0 fell.",
+        ),
+        (
+            [0.4, 0.5, 0.45],
+            "lmp is 5.00 mIoU points worse than base; of 3 classes, 1 rose and 2 fell.",
+        ),
+        ([0.5, 0.5, 0.5], "lmp and base have the same mIoU; of 3 classes, 0 rose and 0 fell."),
+    ],
+)
+def test_compare_words_its_summary_by_the_sign(tmp_path, capsys, run_iou, verdict) -> None:  # type: ignore[no-untyped-def]
+    base = _side([0.5, 0.4, 0.6], "base").save(tmp_path / "b" / "results_val.json")
+    run = _side(run_iou, "lmp").save(tmp_path / "r" / "results_val.json")
+    main(["compare", str(base), str(run), "--out", str(tmp_path / "out")])
+    report = capsys.readouterr().out
+    assert verdict in report
+    assert ("To match lmp" in report) == (verdict.split()[2] == "10.00")

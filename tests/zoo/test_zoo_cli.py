@@ -188,3 +188,31 @@ def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, cap
     card = json.loads(capsys.readouterr().out)
     assert 0.0 <= card["metrics"]["miou"] <= 1.0 and len(card["metrics"]["iou"]) == 10
     assert card["loss"]["class_path"].endswith("CrossEntropy")
+
+
+@pytest.mark.parametrize("same_step", [True, False])
+def test_export_takes_a_fits_results_only_for_a_checkpoint_of_that_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], same_step
+) -> None:  # type: ignore[no-untyped-def]
+    """fit writes the results of its last validation; zoo export uses them for a checkpoint of
+    that step (no second validation) and validates any other checkpoint anew."""
+    from lmp_lightning.reports import ClassResults
+
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    main(["fit", *TINY, "--trainer.max_epochs=1", f"--trainer.default_root_dir={run}"])
+    (ckpt,) = run.rglob("*.ckpt")
+    (path,) = run.rglob("results_val.json")
+    fitted = ClassResults.load(path)
+    assert fitted.step == 2
+    marked = [0.5] * len(fitted.iou)  # numbers no validation gives: which path was taken
+    ClassResults(
+        fitted.class_names, marked, fitted.pixel_counts, 0.5, step=2 if same_step else 1
+    ).save(path)
+    main(["zoo", "export", str(ckpt), "--name", "t", "--out", str(tmp_path / "entry")])
+    capsys.readouterr()
+    main(["zoo", "info", str(tmp_path / "entry"), "--json"])
+    card = json.loads(capsys.readouterr().out)
+    assert (card["metrics"]["iou"] == marked) == same_step
+    if not same_step:
+        assert card["metrics"]["iou"] == pytest.approx(fitted.iou, nan_ok=True)
