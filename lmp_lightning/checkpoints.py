@@ -128,8 +128,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(tmp, path)
-        except OSError as error:
+        except (OSError, RuntimeError) as raised:
             tmp.unlink(missing_ok=True)
+            # torch's zip writer reports a failed write as a RuntimeError raised while the
+            # OSError (a full disk) is handled: the OSError is the cause either way
+            error = raised if isinstance(raised, OSError) else raised.__context__
+            if not isinstance(error, OSError):
+                raise
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 reason = "no space left on the device"
             else:
@@ -148,7 +153,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         if "://" in str(path):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-        return load_checkpoint(path, what="--ckpt_path", map_location=map_location)  # type: ignore[no-any-return]
+        return load_checkpoint(path, what="--ckpt_path", map_location=map_location)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -13,7 +13,6 @@ import inspect
 import os
 import re
 import sys
-import textwrap
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
@@ -23,9 +22,11 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lmp_lightning import __version__
+from lmp_lightning import __version__, _quiet
+from lmp_lightning._usage import usage
 from lmp_lightning._yaml import check_config_sizes
 from lmp_lightning.callbacks import (
     InterruptCheckpoint,
@@ -35,34 +36,20 @@ from lmp_lightning.callbacks import (
     run_dir,
 )
 from lmp_lightning.checkpoints import AtomicCheckpointIO, load_checkpoint
-from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.data import SegmentationDataModule, list_datasets
+from lmp_lightning.data.datamodule import predict_input_scale
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.cli import compare_main
-from lmp_lightning.resources import config_path, list_configs
+from lmp_lightning.resources import config_name, config_path
+from lmp_lightning.zoo.api import info
+from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, network_arguments
 from lmp_lightning.zoo.cli import zoo_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli"]
-
-USAGE = """usage: lmp-seg [-h] [--version] {fit,validate,test,predict,compare,zoo} ...
-
-Semantic segmentation on imbalanced data: loss max-pooling, the locally adaptive loss and their
-baselines, as a Lightning CLI.
-
-commands:
-  fit         train (lmp-seg fit --config demo, or a shipped recipe: --config camvid/lmp)
-  validate    evaluate a checkpoint on the val split (--ckpt_path PATH or zoo:NAME)
-  test        evaluate a checkpoint on the test split
-  predict     label the images of a folder (--data.predict_dir DIR) or the test split
-  compare     per-class comparison of results files (BASELINE RUN, or --baseline ... --run ...)
-  zoo         the model zoo: list, info, export, push
-
---config takes a YAML file or the name of a shipped recipe:
-{recipes}
-lmp-seg COMMAND --help shows a command's options."""
 
 TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 """Set to 1 to see the full traceback of a configuration error instead of one line."""
@@ -111,6 +98,65 @@ NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_k
 """Model arguments that define the network: with ``--ckpt_path`` they come from the checkpoint."""
 
 
+@rank_zero_only
+def _info(message: str) -> None:
+    """Prints one line of information, on the first process only."""
+    print(message, flush=True)
+
+
+def _rounded(values: Any) -> list[float]:
+    return [round(float(v), 3) for v in values]
+
+
+def _data_from_card(data: Any, entry: str, predict: bool = True) -> None:
+    """Gives the data module of ``predict --ckpt_path zoo:NAME --data.predict_dir DIR`` the
+    entry card's classes, normalisation and input scale, as ``segment()`` uses them (with
+    ``predict`` false, for ``validate`` and ``test`` on a data set: the normalisation only);
+    prints one line naming the values of the data module (flags, config files or a named data
+    set) that differed from the card's.
+
+    Args:
+        data: the ``data`` namespace of the parsed configuration, changed in place.
+        entry: ``zoo:NAME`` (an entry name or directory).
+        predict: a ``predict_dir`` run (classes and input scale too).
+    """
+    card = ModelCard.from_dict(info(entry.removeprefix(ZOO_PREFIX)))
+    defaults = inspect.signature(SegmentationDataModule.__init__).parameters
+
+    named = data.get("dataset") != defaults["dataset"].default
+
+    def given(key: str) -> bool:  # a named data set's values count as given, defaults too
+        return named or data.get(key) != defaults[key].default
+
+    differs = []
+    names = data.get("predict_class_names")
+    if names is not None and list(names) != list(card.class_names):
+        differs.append(f"its {card.num_classes} classes instead of --data.predict_class_names")
+    for key in ("mean", "std"):
+        value, used = _rounded(data.get(key)), _rounded(getattr(card, key))
+        if value != used and given(key):
+            differs.append(f"{key} {used} instead of {value}")
+    if not predict:
+        data.mean, data.std = tuple(card.mean), tuple(card.std)
+        if differs:
+            _info(f"{entry}: its card's normalisation is used: {', '.join(differs)}")
+        return
+    scale = predict_input_scale(
+        data.get("dataset"),
+        data.get("dataset_options"),
+        data.get("predict_rescale"),
+        data.get("predict_scale"),
+    )
+    scale_given = any(given(k) for k in ("predict_rescale", "predict_scale", "dataset_options"))
+    if scale != card.input_scale and scale_given:
+        differs.append(f"input scale {float(card.input_scale)} instead of {scale}")
+    data.predict_class_names = list(card.class_names)
+    data.mean, data.std = tuple(card.mean), tuple(card.std)
+    data.predict_scale = float(card.input_scale)
+    if differs:
+        _info(f"predict uses the card of {entry}, not the data module: {', '.join(differs)}")
+
+
 def _saved_hyper_parameters(path: Path) -> dict[str, Any]:
     # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
     saved = load_checkpoint(path, what="--ckpt_path:", mmap=True)
@@ -145,7 +191,12 @@ class SegmentationCLI(LightningCLI):
         super().__init__(*args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        for key in ("num_classes", "class_names", "ignore_index"):
+        # The data module is made first; its files are checked for the command before the
+        # model is built (a mistake in them is one line, not a failure after minutes).
+        parser.link_arguments(
+            "data", "model.num_classes", compute_fn=self._checked_classes, apply_on="instantiate"
+        )
+        for key in ("class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
         # Trainer annotates limit_*_batches as Union[float, int, None], so jsonargparse reads
         # "--trainer.limit_val_batches 1" (or `1` in YAML) as 1.0, all batches. Ints first: an
@@ -153,15 +204,31 @@ class SegmentationCLI(LightningCLI):
         for action in parser._actions:
             if action.dest in LIMIT_KEYS and hasattr(action, "_typehint"):
                 action._typehint = int | float | None
+            # --help names what --data.dataset and --model.loss take (the registries, so that
+            # a data set or loss registered before the CLI is built is listed too).
+            elif action.dest == "data.dataset":
+                action.help = f"{action.help} Registered data sets: {', '.join(list_datasets())}."
+            elif action.dest == "model.loss":
+                action.help = f"{action.help} Losses by class name (short name): {loss_choices()}."
         # The papers' optimisation, written out so that --print_config shows it and
         # --model.optimizer.lr changes one value of it.
         parser.set_defaults(
             {"model.optimizer": DEFAULT_OPTIMIZER, "model.lr_scheduler": DEFAULT_LR_SCHEDULER}
         )
 
+    def _checked_classes(self, data: Any) -> int:
+        """The data module's class count, once the files of the command's splits are checked
+        (:meth:`~lmp_lightning.data.SegmentationDataModule.check_files`)."""
+        check = getattr(data, "check_files", None)
+        if callable(check) and self.subcommand:
+            check(self.subcommand)
+        return int(data.num_classes)
+
     def _parse_ckpt_path(self) -> None:
         """Resolves ``zoo:NAME`` and takes the network from the checkpoint's hyper-parameters; a
-        network argument given with another value than the checkpoint's is an error."""
+        network argument given with another value than the checkpoint's is an error. ``predict
+        --ckpt_path zoo:NAME --data.predict_dir DIR`` also takes the classes, the normalisation
+        and the input scale from the entry's card (:func:`_data_from_card`)."""
         subcommand = self.config.get("subcommand")
         if not subcommand:
             return
@@ -174,6 +241,10 @@ class SegmentationCLI(LightningCLI):
             raise InputError("--ckpt_path zoo: names no entry; `lmp-seg zoo list` lists them")
         if str(ckpt_path).startswith(ZOO_PREFIX):  # its weights: init_weights loads and verifies
             hparams = network_arguments(str(ckpt_path))
+            if subcommand == "predict" and config.data.get("predict_dir") is not None:
+                _data_from_card(config.data, str(ckpt_path))
+            elif config.get("data") is not None:  # a data set: its normalisation is the card's
+                _data_from_card(config.data, str(ckpt_path), predict=False)
             config.model.init_weights, config.model.encoder_weights = str(ckpt_path), None
             config.ckpt_path = None
         elif not path.is_file():
@@ -228,7 +299,7 @@ class SegmentationCLI(LightningCLI):
         their final names and read as data (:class:`~lmp_lightning.checkpoints.AtomicCheckpointIO`,
         unless the configuration names a checkpoint plugin of its own)."""
         super().after_instantiate_classes()
-        strategy: Any = self.trainer.strategy  # type: ignore[attr-defined]
+        strategy: Any = self.trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
@@ -242,16 +313,27 @@ class SegmentationCLI(LightningCLI):
                 for kind in (LearningRateMonitor, ValidationImages):
                     if not any(isinstance(cb, kind) for cb in callbacks):
                         callbacks.append(kind())
-        if self.subcommand in ("fit", "validate", "test") and not any(
-            isinstance(cb, PerClassResults) for cb in callbacks
-        ):
-            callbacks.append(PerClassResults())
+        if self.subcommand in ("fit", "validate", "test"):
+            if not any(isinstance(cb, PerClassResults) for cb in callbacks):
+                callbacks.append(PerClassResults())
+            for results in (cb for cb in callbacks if isinstance(cb, PerClassResults)):
+                results.run_name = results.run_name or self._run_name()
         if self.subcommand == "predict" and not any(
             isinstance(cb, PredictionWriter)
             for cb in self.trainer.callbacks  # type: ignore[attr-defined]
         ):
             out = Path(self.trainer.default_root_dir) / "predictions"
             self.trainer.callbacks.append(PredictionWriter(str(out)))  # type: ignore[attr-defined]
+
+    def _run_name(self) -> str | None:
+        """The run's name in its results files: its config files' names (``camvid/lmp``), else
+        the zoo entry it starts from."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        files = [str(f) for f in (config.get("config") or []) if f]
+        if files:
+            return "+".join(config_name(f) for f in files)
+        weights = str((config.get("model") or {}).get("init_weights") or "")
+        return weights if weights.startswith(ZOO_PREFIX) else None
 
     # LightningCLI calls these instead of the trainer's own when they exist.
     def fit(self, **kwargs: Any) -> None:
@@ -274,8 +356,11 @@ class SegmentationCLI(LightningCLI):
         _during_run(self.trainer.test, **kwargs)
 
     def predict(self, **kwargs: Any) -> None:
-        """``trainer.predict``."""
+        """``trainer.predict``; prints where each :class:`PredictionWriter` wrote."""
         _during_run(self.trainer.predict, **kwargs)
+        for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
+            if isinstance(callback, PredictionWriter):
+                _info(f"label PNGs and overlays written to {callback.output_dir}")
 
 
 def _during_run(fn: Any, **kwargs: Any) -> None:
@@ -401,6 +486,17 @@ _NESTED = re.compile(r"Given value: NestedArg\(key='([\w.]+)', val='([^']*)'\)")
 """jsonargparse's value of a class argument given by flag (``--model.loss.init_args.p 3``)."""
 
 
+def _input_error_cause(error: BaseException) -> BaseException:
+    """The :class:`~lmp_lightning.errors.InputError` that ``error`` was raised from (a check of
+    ours called by jsonargparse, which wraps it), else ``error``."""
+    cause = error.__cause__
+    while cause is not None:
+        if isinstance(cause, InputError):
+            return cause
+        cause = cause.__cause__
+    return error
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``lmp-seg``: ``main(["fit", "--config", "configs/demo.yaml"])``;
     ``lmp-seg compare BASELINE RUN [--out DIR]`` compares per-class results files;
@@ -419,9 +515,9 @@ def main(args: list[str] | None = None) -> None:
         print(f"lmp-seg (lmp-lightning) {__version__}")
         return
     if argv in ([], ["-h"], ["--help"]):
-        recipes = textwrap.fill(", ".join(list_configs()), 96, initial_indent="  ")
-        print(USAGE.replace("{recipes}", recipes.replace("\n", "\n  ")))
+        print(usage())
         return
+    _quiet.install()
     interrupt = InterruptCheckpoint()
     try:
         if argv[:1] == ["compare"]:
@@ -450,14 +546,15 @@ def main(args: list[str] | None = None) -> None:
     ) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
-        if getattr(error, "lmp_during_run", False) and not isinstance(
-            error, InputError | FileNotFoundError | FileExistsError
+        cause = _input_error_cause(error)
+        if getattr(cause, "lmp_during_run", False) and not isinstance(
+            cause, InputError | FileNotFoundError | FileExistsError
         ):
             raise  # a failure while running, not bad input: keep the traceback
-        if "Original Traceback" in str(error):  # re-raised from a loader worker
-            message = str(error).strip().splitlines()[-1].split(": ", 1)[-1]
+        if "Original Traceback" in str(cause):  # re-raised from a loader worker
+            message = str(cause).strip().splitlines()[-1].split(": ", 1)[-1]
         else:
-            message = _moved_hint(_parse_error_message(error))
+            message = _moved_hint(_parse_error_message(cause))
         print(
             f"lmp-seg: error: {message}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr
         )

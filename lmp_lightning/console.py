@@ -1,7 +1,9 @@
 """The ``lmp-seg`` console script.
 
-``lmp-seg zoo list``, ``lmp-seg zoo info`` and ``lmp-seg --version`` answer without loading
-PyTorch (a second at most); every other command goes to :func:`lmp_lightning.cli.main`.
+``lmp-seg --help`` (``-h``, or no arguments), ``lmp-seg zoo list``, ``lmp-seg zoo info`` and
+``lmp-seg --version`` answer without loading PyTorch (a second at most); every other command goes
+to :func:`lmp_lightning.cli.main`, with the filters of :mod:`lmp_lightning._quiet` installed
+before Lightning is imported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ def main(args: list[str] | None = None) -> None:
 
         print(f"lmp-seg (lmp-lightning) {__version__}")
         return
+    if argv in ([], ["-h"], ["--help"]):
+        from lmp_lightning._usage import usage
+
+        print(usage())
+        return
     if argv[:1] == ["zoo"] and argv[1:2] in (["list"], ["info"]):
         from lmp_lightning.zoo.cli import zoo_main
 
@@ -29,6 +36,9 @@ def main(args: list[str] | None = None) -> None:
             print(f"lmp-seg: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
         return
+    from lmp_lightning import _quiet
+
+    _quiet.install()
     from lmp_lightning.cli import main as cli_main
 
     cli_main(argv)

@@ -59,7 +59,7 @@ def config_path(name: str) -> str:
         >>> config_path("camvid/lmp").endswith("camvid/lmp.yaml")
         True
     """
-    if Path(name).exists():
+    if Path(name).is_file():
         return name
     stem = name.removesuffix(".yaml").removeprefix("configs/")
     shipped = configs_dir() / f"{stem}.yaml"

@@ -455,6 +455,107 @@ def test_bad_input(
     assert "Traceback" not in err
 
 
+def eleven_classes(tmp: Path, split: str) -> Path:
+    """A folder data set of 11 classes whose ``masks/<split>/1.png`` holds the raw label 11 (a
+    12th class, or an ignore label that ``classes.txt`` does not declare)."""
+    root = folder_data(tmp / "d")
+    (root / "classes.txt").write_text("".join(f"class{i}\n" for i in range(11)))
+    cv2.imwrite(str(root / "masks" / split / "1.png"), with_label(11))
+    return root
+
+
+def without_split(tmp: Path, split: str) -> list[str]:
+    root = folder_data(tmp / "d")
+    for kind in ("images", "masks"):
+        shutil.rmtree(root / kind / split)
+    return fit_args(root, tmp)
+
+
+BEFORE_MODEL = [
+    pytest.param(lambda t: fit_args(eleven_classes(t, "train"), t),
+                 r"label file '.*masks/train/1\.png' has values \[11\] outside",
+                 id="raw-label-11-of-11-classes-train"),
+    pytest.param(lambda t: fit_args(eleven_classes(t, "val"), t),
+                 r"label file '.*masks/val/1\.png' has values \[11\] outside",
+                 id="raw-label-11-of-11-classes-val"),
+    pytest.param(lambda t: without_split(t, "val"),
+                 r"split 'val' is not available: .* no folder '.*images/val'",
+                 id="no-val-folder"),
+    pytest.param(lambda t: mask_file(t, np.zeros((30, 56), np.uint8)),
+                 r"image '.*images/train/1\.png' is \(40, 56\) but its label file "
+                 r"'.*masks/train/1\.png' is \(30, 56\)", id="train-mask-of-another-size"),
+    pytest.param(lambda t: mask_file(t, np.zeros((40, 50), np.uint8), "val"),
+                 r"image '.*images/val/1\.png' is \(40, 56\) but its label file "
+                 r"'.*masks/val/1\.png' is \(40, 50\)", id="val-mask-of-another-size"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("prepare", "match"), BEFORE_MODEL)
+def test_data_mistakes_stop_the_command_before_the_model_is_built(
+    prepare: Callable[[Path], list[str]],
+    match: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mask label outside the classes, a missing split folder, a mask of another size than
+    its image: one line naming the file (exit status 2), found when the data module is made,
+    before the network is built (no encoder weights downloaded, no run folder written)."""
+    import lmp_lightning.module
+
+    built: list[str] = []
+    build_model = lmp_lightning.module.build_model
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        built.append(args[0])
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(lmp_lightning.module, "build_model", spy)
+    args = prepare(tmp_path)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err[-3000:]
+    lines = [line for line in err.strip().splitlines() if line.startswith("lmp-seg: error:")]
+    assert len(lines) == 1 and re.search(match, lines[0]), err[-3000:]
+    assert built == [], "the model was built before the data mistake was found"
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_data_module_checks_the_splits_of_a_stage(tmp_path: Path) -> None:
+    """From Python, ``check_files(stage)`` (and ``setup``) refuses a label outside the classes
+    in the splits the stage reads, and only those: a folder without ``val`` still tests; a
+    checked folder is remembered until a file changes; the folder data set's ``check_files``
+    names a mask of another size."""
+    from lmp_lightning.data import FolderDataset, SegmentationDataModule
+    from lmp_lightning.errors import InputError
+
+    root = folder_data(tmp_path / "c")
+    for kind in ("images", "masks"):
+        (root / kind / "val").rename(root / kind / "test")
+    data = SegmentationDataModule(dataset="folder", root=str(root))
+    data.check_files("test")  # a folder without val still tests
+    with pytest.raises(InputError, match=r"no folder '.*images/val'; add it"):
+        data.check_files("fit")
+    root = eleven_classes(tmp_path / "a", "val")
+    data = SegmentationDataModule(dataset="folder", root=str(root))
+    with pytest.raises(InputError, match=r"masks/val/1\.png' has values \[11\]"):
+        data.check_files("fit")
+    with pytest.raises(InputError, match=r"masks/val/1\.png' has values \[11\]"):
+        SegmentationDataModule(dataset="folder", root=str(root)).setup("validate")
+    root = folder_data(tmp_path / "b")
+    SegmentationDataModule(dataset="folder", root=str(root)).check_files("fit")  # remembered
+    bad = root / "masks" / "train" / "0.png"
+    good = cv2.imread(str(bad), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(bad), np.full_like(good, 9))  # the same size, a changed file
+    with pytest.raises(InputError, match=r"masks/train/0\.png' has values \[9\]"):
+        SegmentationDataModule(dataset="folder", root=str(root)).check_files("fit")
+    cv2.imwrite(str(bad), np.zeros((40, 50), np.uint8))
+    with pytest.raises(InputError, match=r"masks/train/0\.png' is \(40, 50\)"):
+        FolderDataset(root, "train").check_files(labels=False)
+
+
 def test_predict_reads_16_bit_grey_like_training(tmp_path: Path) -> None:
     """One image reader for every path: a 16-bit grey PNG is scaled to 8 bits, not clipped."""
     from lmp_lightning.data._files import read_rgb

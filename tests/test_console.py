@@ -87,5 +87,39 @@ def test_zoo_info_of_an_unknown_name_is_one_line(capsys: pytest.CaptureFixture[s
 
 
 def test_other_commands_go_to_the_lightning_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["--help"])
-    assert "compare" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--help"])
+    assert exit_info.value.code == 0 and "--ckpt_path" in capsys.readouterr().out
+
+
+def test_help_answers_without_loading_torch() -> None:
+    """``lmp-seg --help``, ``-h`` and no arguments print the usage from the console script
+    alone: loading PyTorch and Lightning took 10 s of the answer."""
+    out = _python(
+        "import sys\n"
+        "from lmp_lightning.console import main\n"
+        "main(['--help'])\n"
+        "main(['-h'])\n"
+        "main([])\n"
+        "print('torch' in sys.modules, 'lightning' in sys.modules)\n"
+    )
+    assert out.count("usage: lmp-seg [-h] [--version]") == 3
+    assert "camvid/lmp" in out and "lmp-seg COMMAND --help" in out
+    assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_fit_help_lists_the_data_sets_and_the_losses(capsys: pytest.CaptureFixture[str]) -> None:
+    """``lmp-seg fit --help`` names what ``--data.dataset`` and ``--model.loss`` take: every
+    registered data set, and every loss by class name and short name."""
+    from lmp_lightning.data import list_datasets
+    from lmp_lightning.losses import LOSSES
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    datasets = text[text.rindex("--data.dataset DATASET") :][:600]  # its entry, not the usage
+    assert f"data sets: {', '.join(list_datasets())}" in datasets
+    loss = text[text.rindex("--model.loss LOSS") :][:2000]
+    for short, cls in LOSSES.items():
+        assert f"{cls.__name__} ({short})" in loss

@@ -44,6 +44,14 @@ def test_a_file_that_exists_wins_and_an_unknown_name_is_left_to_the_parser(
     assert config_path("camvid/nope") == "camvid/nope"
 
 
+def test_a_folder_named_like_a_recipe_does_not_hide_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()  # `lmp-seg fit --config demo` run from a folder holding demo/
+    assert config_path("demo").endswith("demo.yaml")
+
+
 def test_every_spelling_of_the_config_flag_is_resolved() -> None:
     demo = str(configs_dir() / "demo.yaml")
     assert _shipped_configs(["fit", "--config", "demo", "--trainer.max_epochs", "1"]) == [

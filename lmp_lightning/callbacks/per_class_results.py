@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -13,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lmp_lightning.callbacks.protocol import ClassResultsCallback
 from lmp_lightning.callbacks.run_dir import run_dir
+from lmp_lightning.errors import InputError
 from lmp_lightning.reports.results import ClassResults
 
 __all__ = ["PerClassResults", "format_iou_table"]
@@ -98,7 +100,16 @@ class PerClassResults(ClassResultsCallback):
                 title = f"\nPer-class IoU ({stage}):"
                 rank_zero_info(format_iou_table(results.class_names, results.iou, title))
             if trainer.is_global_zero:
-                path = results.save(run_dir(trainer) / f"results_{stage}.json")
+                path = run_dir(trainer) / f"results_{stage}.json"
+                try:
+                    results.save(path)
+                except OSError as error:
+                    full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+                    reason = "no space left on the device" if full else error.strerror or error
+                    raise InputError(
+                        f"cannot write the per-class results {path.name!r} into "
+                        f"{str(path.parent)!r}: {reason}"
+                    ) from None
                 if not fitting:
                     rank_zero_info(f"Per-class results written to {path}")
 

@@ -84,6 +84,46 @@ def read_label(path: Path) -> np.ndarray:
         ) from None
 
 
+def _header_size(path: Path, what: str) -> tuple[int, int]:
+    """``(height, width)`` of an image or label file, read from its header (the pixels are not
+    decoded).
+
+    Args:
+        path: the file.
+        what: ``"image"`` or ``"label"``, for the messages.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        InputError: a label file whose header cannot be read, or that declares too many pixels;
+            an image file that neither Pillow nor OpenCV can read.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {str(path)!r}")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise InputError(f"{what} file {str(path)!r} is refused: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        if what == "image":  # training reads images with OpenCV: let it have the last word
+            height, width = read_rgb(path).shape[:2]
+            return height, width
+        raise InputError(
+            f"cannot decode {what} file {str(path)!r} (not an image, or truncated): {error}"
+        ) from None
+    return height, width
+
+
+def _size_mismatch(
+    image: Path, image_size: tuple[int, ...], label: Path, label_size: tuple[int, ...]
+) -> InputError:
+    """The error for a label file of another size than its image."""
+    return InputError(
+        f"image {str(image)!r} is {tuple(image_size)} but its label file {str(label)!r} is "
+        f"{tuple(label_size)} (height, width); a label file must have its image's size"
+    )
+
+
 class FileListDataset(SegmentationDataset):
     """Base class of data sets read from (image file, label file) pairs.
 
@@ -107,6 +147,8 @@ class FileListDataset(SegmentationDataset):
     requires_root: ClassVar[bool] = True
     splits: ClassVar[tuple[Split, ...]] = SPLITS
     layout: ClassVar[str] = ""
+    label_advice: ClassVar[str] = "relabel those pixels"
+    """What to do about a label value that :attr:`label_map` rejects (ends its message)."""
 
     def __init__(
         self,
@@ -181,6 +223,30 @@ class FileListDataset(SegmentationDataset):
             f"expected layout under root {str(root)!r}:\n{tree}"
         )
 
+    def check_files(self, labels: bool = True) -> None:
+        """Checks every pair without training on it, so that a mistake in the files is found
+        before anything is built or trained: each image and its label file have the same size
+        (read from the files' headers, nothing decoded) and, with ``labels``, every label file
+        decodes to values that :attr:`label_map` accepts (this decodes the label files, never
+        the images).
+
+        Args:
+            labels: also decode every label file and check its values.
+
+        Raises:
+            FileNotFoundError: a file of the list is missing.
+            InputError: an unreadable file, a label file of another size than its image, or
+                (``labels``) a label value outside the classes that is not the ignore label; the
+                message names the file.
+        """
+        for image_path, label_path in self.pairs:
+            image_size = _header_size(image_path, "image")
+            label_size = _header_size(label_path, "label")
+            if image_size != label_size:
+                raise _size_mismatch(image_path, image_size, label_path, label_size)
+            if labels:
+                self.map_labels(read_label(label_path), label_path)
+
     def files(self) -> list[tuple[Path, Path]]:
         """``(image path, label path)`` of every sample, in order (e.g. to hash for a cache)."""
         return list(self.pairs)
@@ -204,7 +270,7 @@ class FileListDataset(SegmentationDataset):
             allowed = np.flatnonzero(table >= 0).tolist()
             raise InputError(
                 f"label file {str(path)!r} has values {np.unique(raw[bad]).tolist()} outside "
-                f"the valid raw labels {allowed}"
+                f"the valid raw labels {allowed}; {self.label_advice}"
             )
         return mask
 
@@ -215,10 +281,7 @@ class FileListDataset(SegmentationDataset):
         image_path, label_path = self.pairs[i]
         image, raw = read_rgb(image_path), read_label(label_path)
         if image.shape[:2] != raw.shape:
-            raise InputError(
-                f"image {str(image_path)!r} is {image.shape[:2]} but its label file "
-                f"{str(label_path)!r} is {raw.shape} (height, width)"
-            )
+            raise _size_mismatch(image_path, image.shape[:2], label_path, raw.shape)
         image, raw = rescale_image(image, self.scale), rescale_label(raw, self.scale)
         return {"image": image, "mask": self.map_labels(raw, label_path)}
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import albumentations as A
@@ -34,13 +36,67 @@ from lmp_lightning.data.transforms import (
     train_transform,
 )
 
-__all__ = ["EpochShuffle", "SegmentationDataModule", "TransformedDataset", "run_seed"]
+__all__ = [
+    "EpochShuffle",
+    "SegmentationDataModule",
+    "TransformedDataset",
+    "predict_input_scale",
+    "run_seed",
+]
 
 
 def run_seed() -> int:
     """The run's seed: the one given to ``lightning.seed_everything`` (``--seed_everything`` of
     the CLI), else 0."""
     return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
+def predict_input_scale(
+    dataset: str,
+    dataset_options: dict[str, Any] | None = None,
+    predict_rescale: bool = True,
+    predict_scale: float | None = None,
+) -> float:
+    """The factor ``predict_dir`` images are resized by, from the data module's arguments (see
+    :attr:`SegmentationDataModule.input_scale`).
+
+    Example:
+        >>> predict_input_scale("camvid", {"scale": 0.5}), predict_input_scale("synthetic")
+        (0.5, 1.0)
+    """
+    if predict_scale is not None:
+        return float(predict_scale)
+    if not predict_rescale:
+        return 1.0
+    options = dataset_options or {}
+    if "scale" in options:
+        return float(options["scale"])
+    return float(getattr(get_dataset_class(dataset), "default_scale", 1.0))
+
+
+_STAGE_SPLITS: dict[str, tuple[Split, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("test",),
+}
+"""The splits each stage reads."""
+
+
+def _checked_marker(dataset: Any) -> Path | None:
+    """Where the user's cache remembers that ``dataset``'s label files passed their check: a
+    name hashed from its files' names, sizes and modification times and its label space."""
+    from lmp_lightning.sampling.class_statistics import dataset_fingerprint, default_cache_dir
+
+    if not callable(getattr(dataset, "files", None)):
+        return None
+    try:
+        fingerprint = dataset_fingerprint(dataset)
+    except (OSError, TypeError, AttributeError):
+        return None
+    space = f"{getattr(dataset, 'num_classes', '')}|{getattr(dataset, 'ignore_index', '')}"
+    key = hashlib.sha256(f"{fingerprint}|{space}".encode()).hexdigest()[:16]
+    return default_cache_dir().parent / "label_checks" / f"{key}.ok"
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -251,11 +307,21 @@ class SegmentationDataModule(LightningDataModule):
         in_memory: decode every image and label of a split once and keep them in memory
             (:class:`~lmp_lightning.data.in_memory.InMemoryDataset`), instead of reading the
             files every epoch; the same samples. For data sets that fit in memory.
+        predict_class_names: the classes of ``predict_dir`` images, in label order, instead of
+            the data set's (``lmp-seg predict --ckpt_path zoo:NAME`` sets the entry's); a stage
+            that reads a split of the data set refuses them.
+        predict_scale: the factor ``predict_dir`` images are resized by, instead of
+            :attr:`input_scale`'s data set scale and ``predict_rescale`` (``lmp-seg predict
+            --ckpt_path zoo:NAME`` sets the entry's input scale).
 
     Raises:
         KeyError: an unknown ``dataset`` (the message lists the valid names).
-        ValueError: a bad size or count.
+        ValueError: a bad size or count, ``predict_class_names`` or ``predict_scale``.
         FileNotFoundError: a data set that reads files and a ``root`` that is not a directory.
+        InputError: (a data set read from files, without ``predict_dir``) a missing ``train``
+            or ``val`` split, a label file of another size than its image, or (``folder``) a
+            label value outside the classes that is not the ignore label; the message names the
+            folder or file, and it is raised here, before a model is built.
 
     Example:
         >>> data = SegmentationDataModule(num_train_images=4, image_size=(64, 80), crop_size=48,
@@ -289,6 +355,8 @@ class SegmentationDataModule(LightningDataModule):
         predict_rescale: bool = True,
         sampler: CropSampling | None = None,
         in_memory: bool = False,
+        predict_class_names: list[str] | None = None,
+        predict_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.dataset_class = get_dataset_class(dataset)
@@ -306,6 +374,13 @@ class SegmentationDataModule(LightningDataModule):
         if crop_size > MAX_CROP_SIZE:
             raise ValueError(f"crop_size must be at most {MAX_CROP_SIZE} pixels, got {crop_size}")
         _check_normalisation(mean, std)
+        names = predict_class_names
+        if names is not None and (not names or len(set(names)) != len(names)):
+            raise ValueError(f"predict_class_names must be unique and non-empty, got {names}")
+        if predict_scale is not None and (
+            isinstance(predict_scale, bool) or not 0 < predict_scale < math.inf
+        ):
+            raise ValueError(f"predict_scale must be a number > 0, got {predict_scale!r}")
         self.dataset_class.check_root(root)  # a missing directory fails now, naming the path
         if seed is None:
             seed = run_seed()
@@ -325,6 +400,45 @@ class SegmentationDataModule(LightningDataModule):
         self.datasets: dict[Split, TransformedDataset] = {}
         self._statistics: dict[tuple[int, str | None], ClassStatistics] = {}
         self._resume: tuple[int, int] | None = None
+        self._checked: set[Split] = set()
+
+    def check_files(self, stage: str) -> None:
+        """Checks the files of the splits that ``stage`` reads (``fit``: train and val;
+        ``validate``: val; ``test`` and ``predict`` without ``predict_dir``: test), each split
+        once, before anything is trained: the split's folder or list is there, and every image
+        has a label file of its size (read from the files' headers). For a data set whose
+        classes are read from its files (``folder``: the user's own labels) every label file is
+        also decoded and its values checked, remembered in the user's cache while the files
+        keep their names, sizes and modification times; the published data sets' labels are
+        checked as they are read. ``lmp-seg`` calls this between making the data module and
+        the model; :meth:`setup` calls it too.
+
+        Raises:
+            InputError: a missing split, a label file of another size than its image, or a
+                label value outside the classes that is not the ignore label; the message names
+                the folder or the file.
+        """
+        if not self.dataset_class.requires_root:
+            return
+        if stage == "predict" and self.hparams["predict_dir"] is not None:
+            return
+        labels = not hasattr(self.dataset_class, "class_names")
+        for split in _STAGE_SPLITS.get(stage, ()):
+            if split in self._checked:
+                continue
+            dataset = self._read(split)
+            check = getattr(dataset, "check_files", None)
+            if callable(check):
+                decode = labels and split not in self._in_memory
+                marker = _checked_marker(dataset) if decode else None
+                check(labels=decode and not (marker is not None and marker.is_file()))
+                if marker is not None:
+                    try:
+                        marker.parent.mkdir(parents=True, exist_ok=True)
+                        marker.touch()
+                    except OSError:
+                        pass  # an unwritable cache costs the decode next time
+            self._checked.add(split)
 
     @property
     def _label_space(self) -> type[SegmentationDataset] | SegmentationDataset:
@@ -338,13 +452,14 @@ class SegmentationDataModule(LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        """Number of classes of the data set."""
-        return self._label_space.num_classes
+        """Number of classes of the data set (of ``predict_class_names`` when given)."""
+        return len(self.class_names)
 
     @property
     def class_names(self) -> list[str]:
-        """Class names of the data set, in label order."""
-        return list(self._label_space.class_names)
+        """Class names of the data set (``predict_class_names`` when given), in label order."""
+        names = self.hparams["predict_class_names"]
+        return list(self._label_space.class_names if names is None else names)
 
     @property
     def ignore_index(self) -> int:
@@ -353,15 +468,13 @@ class SegmentationDataModule(LightningDataModule):
 
     @property
     def input_scale(self) -> float:
-        """The factor ``predict_dir`` images are resized by: the data set's ``scale`` option (or
-        its default scale) when ``predict_rescale``, else 1."""
+        """The factor ``predict_dir`` images are resized by: ``predict_scale`` when given, else
+        the data set's ``scale`` option (or its default scale) when ``predict_rescale``, else
+        1."""
         hp: Any = self.hparams
-        if not hp.predict_rescale:
-            return 1.0
-        options = hp.dataset_options or {}
-        if "scale" in options:
-            return float(options["scale"])
-        return float(getattr(self.dataset_class, "default_scale", 1.0))
+        return predict_input_scale(
+            hp.dataset, hp.dataset_options, hp.predict_rescale, hp.predict_scale
+        )
 
     @property
     def _val_batch_size(self) -> int:
@@ -402,6 +515,12 @@ class SegmentationDataModule(LightningDataModule):
         }
         if stage == "predict" and self.hparams["predict_dir"] is not None:
             return
+        self.check_files(stage)
+        if self.hparams["predict_class_names"] is not None:
+            raise InputError(
+                f"{stage} reads the {self.hparams['dataset']} data set, whose classes are its "
+                "own; --data.predict_class_names names those of --data.predict_dir images only"
+            )
         needed: set[Split] = {"train", "val"} if stage == "fit" else {splits[stage]}
         if "train" in needed:
             self.train_transform.set_random_seed(self._rank_seed())

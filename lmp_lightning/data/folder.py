@@ -97,7 +97,8 @@ class FolderDataset(FileListDataset):
     ``root/images/<split>/<stem>.png|.jpg|.jpeg`` pairs with ``root/masks/<split>/<stem>.png``,
     a single-channel or palette PNG whose values are class labels ``0..num_classes - 1`` or
     ``ignore_index``; any other value is an error naming the file. ``root/classes.txt`` is read
-    by :func:`read_classes`.
+    by :func:`read_classes`. :meth:`check_files` finds such a value, and a mask of another size
+    than its image, without training (:class:`SegmentationDataModule` calls it when it is made).
 
     The label space comes from the files, so ``class_names``, ``num_classes`` and
     ``ignore_index`` are attributes of the instance; the class declares none, and
@@ -108,8 +109,8 @@ class FolderDataset(FileListDataset):
         split: ``"train"``, ``"val"`` or ``"test"``; ``root/images/<split>`` must exist.
 
     Raises:
-        ValueError: an unknown or unavailable split, two images with one stem, a bad
-            ``classes.txt``.
+        ValueError: an unknown or unavailable split (the message names the missing folder),
+            two images with one stem, a bad ``classes.txt``.
         FileNotFoundError: ``root``, ``classes.txt``, the split's folder or a mask is missing,
             or the folder holds no images; the message names the path and shows the layout.
 
@@ -144,6 +145,11 @@ root/
     └── test/
 """
 
+    label_advice: ClassVar[str] = (
+        "add their classes to classes.txt, declare one of them there as 'ignore: <label>', or "
+        "relabel those pixels"
+    )
+
     def __init__(self, root: str | Path, split: Split = "train") -> None:
         path = self.root_dir(root)
         self.check_split(split)
@@ -170,7 +176,11 @@ root/
         if not image_dir.is_dir():
             present = [s for s in cls.splits if (root / "images" / s).is_dir()]
             if present:
-                cls.check_split(split, present)
+                raise InputError(
+                    f"split {split!r} is not available: {cls.__name__} has in this directory the "
+                    f"splits {present}, no folder {str(image_dir)!r}; add it, with the split's "
+                    f"masks in {str(mask_dir)!r}"
+                )
             raise cls.missing("image folder", image_dir, root)
         images: dict[str, Path] = {}
         for image in sorted(image_dir.iterdir()):

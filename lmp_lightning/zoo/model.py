@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
-from lmp_lightning.data.transforms import rescale_image
+from lmp_lightning.data.transforms import eval_transform, rescale_image
 from lmp_lightning.models import required_stride
 from lmp_lightning.zoo.card import (
     CONFIG_FILE,
@@ -53,6 +53,8 @@ class SegmentationModel(nn.Module):
         self.stride = required_stride(model)
         self.register_buffer("mean", torch.tensor(card.mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(card.std).view(-1, 1, 1), persistent=False)
+        # the data module's evaluation pipeline: lmp-seg validate and predict see the same input
+        self._normalisation = eval_transform(card.mean, card.std)
         self.eval()
 
     def forward(self, image: Tensor) -> Tensor:
@@ -76,7 +78,10 @@ class SegmentationModel(nn.Module):
             raise ValueError(f"image must be HxWx{channels}, got shape {image.shape}")
 
     def normalise(self, image: np.ndarray) -> Tensor:
-        """A ``(1, C, H, W)`` tensor of an ``HxWxC`` uint8 image, with the card's normalisation.
+        """A ``(1, C, H, W)`` tensor of an ``HxWxC`` uint8 image, with the card's normalisation
+        (``(image / 255 - mean) / std``), computed as the data module's evaluation pipeline
+        computes it (:func:`~lmp_lightning.data.transforms.eval_transform`): ``segment`` and
+        ``lmp-seg predict --ckpt_path zoo:NAME`` give the network the same values.
 
         Raises:
             TypeError: ``image`` is not a uint8 numpy array.
@@ -84,9 +89,8 @@ class SegmentationModel(nn.Module):
         """
         self._check(image)
         mean: Tensor = self.mean  # type: ignore[assignment]
-        std: Tensor = self.std  # type: ignore[assignment]
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
-        return ((x.to(mean.device) - mean) / std).unsqueeze(0)
+        x: Tensor = self._normalisation(image=np.ascontiguousarray(image))["image"]
+        return x.unsqueeze(0).contiguous().to(mean.device)
 
     @torch.no_grad()
     def segment(self, image: np.ndarray, rescale: bool = True) -> np.ndarray:

@@ -343,13 +343,13 @@ def test_compare_names_each_side_by_its_run(tmp_path, capsys, base, run, folders
     [
         (
             [0.6, 0.6, 0.6],
-            "lmp is 10.00 mIoU points better than base; of 3 classes, 3 rose and 0 fell.",
+            "lmp is 10.00 mIoU points better than base; of 3 classes, 2 rose and 0 fell.",
         ),
         (
             [0.4, 0.5, 0.45],
             "lmp is 5.00 mIoU points worse than base; of 3 classes, 1 rose and 2 fell.",
         ),
-        ([0.5, 0.5, 0.5], "lmp and base have the same mIoU; of 3 classes, 0 rose and 0 fell."),
+        ([0.5, 0.5, 0.5], "lmp and base have the same mIoU; of 3 classes, 1 rose and 1 fell."),
     ],
 )
 def test_compare_words_its_summary_by_the_sign(tmp_path, capsys, run_iou, verdict) -> None:  # type: ignore[no-untyped-def]

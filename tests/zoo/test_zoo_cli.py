@@ -76,6 +76,20 @@ def test_export_info_and_validate_from_the_zoo(exported, tmp_path, capsys) -> No
     )
     assert float(cli.trainer.callback_metrics["val/mIoU"]) == pytest.approx(miou)
     assert not (tmp_path / "cache").exists()  # no Lightning checkpoint made of the entry
+    # Another normalisation in the data module: the card's is used, and one line says so.
+    capsys.readouterr()
+    cli = run_cli(
+        [
+            "validate",
+            *TINY,
+            "--data.mean=[0.2, 0.2, 0.2]",
+            f"--trainer.default_root_dir={tmp_path / 'w'}",
+            f"--ckpt_path=zoo:{entry}",
+        ]
+    )
+    assert float(cli.trainer.callback_metrics["val/mIoU"]) == pytest.approx(miou)
+    said = [line for line in capsys.readouterr().out.splitlines() if "card's normalisation" in line]
+    assert len(said) == 1 and "mean [0.485, 0.456, 0.406] instead of [0.2, 0.2, 0.2]" in said[0]
 
 
 def test_zoo_checkpoint_of_a_corrupt_entry_is_refused(exported, tmp_path, capsys) -> None:
