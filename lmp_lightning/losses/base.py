@@ -158,8 +158,8 @@ class SegmentationLoss(nn.Module, ABC):
     ``ignore_index``: those pixels take no part, and a batch without a valid pixel gives 0 with a
     graph (never NaN).
 
-    Input checks cost one pass over the integer labels (about 2% of ``F.cross_entropy``) and one
-    host synchronisation per call, never a pass over the logits: labels out of range are
+    Input checks cost one pass over the integer labels and one host synchronisation per call,
+    never a pass over the logits: labels out of range are
     reported after :meth:`compute`, together with a non-finite result, which is only then traced
     to non-finite logits. On a GPU they are set aside before :meth:`compute`, so that they
     cannot raise a device assert; on CPU an error they cause inside :meth:`compute` is reported

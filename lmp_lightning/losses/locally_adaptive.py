@@ -59,10 +59,10 @@ class LocallyAdaptiveLoss(SegmentationLoss):
             of each image's valid centres (used with ``pooling="lmp"``).
         m_pixels: the same as an absolute count ``>= 1``; it replaces ``m``.
         backend: how the selective pooling runs: ``"compiled"`` (one fused loop through
-            ``torch.compile``; the first call of each input shape compiles, for about a minute
-            on a cold Inductor cache, which needs a C++ compiler for CPU tensors or Triton for
-            CUDA ones), ``"sparse"`` (banded sparse matrix products, nothing to compile, 2 to
-            3 times slower) or ``"auto"``: compiled where ``torch.compile`` works, else sparse
+            ``torch.compile``; the first call of each input shape compiles, which needs a C++
+            compiler for CPU tensors or Triton for CUDA ones), ``"sparse"`` (banded sparse
+            matrix products, nothing to compile, slower: see the benchmarks) or ``"auto"``:
+            compiled where ``torch.compile`` works, else sparse
             (after one warning the first time compiling fails on a device type). All give the
             same value and gradient up to float rounding.
 
