@@ -1,5 +1,5 @@
 """The text of ``lmp-seg --help``, in a module of its own: the console script prints it without
-loading PyTorch or Lightning (which took 10 s of the answer)."""
+loading PyTorch or Lightning (which would take most of the answer's time)."""
 
 from __future__ import annotations
 

@@ -116,8 +116,8 @@ class _PixelCrossEntropy(torch.autograd.Function):
 
     PyTorch's own backward of ``F.cross_entropy(reduction="none")`` first zeroes a gradient of
     the logits' size for the NLL step, then reads it again in the log-softmax's backward: on CPU
-    that makes forward+backward about a third slower (82 against 60 ms on ``(2, 19, 512, 512)``,
-    2 threads). The log-probabilities are saved, as autograd saves them for ``F.cross_entropy``,
+    that makes forward+backward slower (``benchmarks/bench_losses.py`` measures it). The
+    log-probabilities are saved, as autograd saves them for ``F.cross_entropy``,
     and are returned as a third output, which callers drop: saved as an output, they carry this
     function's node, so that a backward with ``create_graph=True`` (a gradient penalty, double
     backward) is written with differentiable operations on them and is differentiable again,
