@@ -99,5 +99,5 @@ class InterruptCheckpoint(Callback):
             if getattr(callback, "save_last", False) and dirpath:
                 name = f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"  # type: ignore[attr-defined]
                 path = Path(dirpath) / name
-                trainer.save_checkpoint(path)
+                trainer.save_checkpoint(path, weights_only=False)  # a whole one, to resume
                 rank_zero_info(f"Interrupted at step {trainer.global_step}: saved {path}")
