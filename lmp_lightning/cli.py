@@ -13,6 +13,7 @@ import inspect
 import os
 import re
 import sys
+import tempfile
 import warnings
 from argparse import ArgumentError
 from pathlib import Path
@@ -43,13 +44,14 @@ from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.cli import compare_main
+from lmp_lightning.reports.results import ClassResults
 from lmp_lightning.resources import config_name, config_path
 from lmp_lightning.zoo.api import info
 from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, network_arguments
 from lmp_lightning.zoo.cli import zoo_main
 
-__all__ = ["SegmentationCLI", "main", "run_cli"]
+__all__ = ["SegmentationCLI", "main", "run_cli", "validate_checkpoint"]
 
 TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 """Set to 1 to see the full traceback of a configuration error instead of one line."""
@@ -486,6 +488,34 @@ _NESTED = re.compile(r"Given value: NestedArg\(key='([\w.]+)', val='([^']*)'\)")
 """jsonargparse's value of a class argument given by flag (``--model.loss.init_args.p 3``)."""
 
 
+def validate_checkpoint(config: Path, ckpt: Path) -> ClassResults:
+    """The per-class results of ``lmp-seg validate --config CONFIG --ckpt_path CKPT``, run in
+    this process into a temporary folder (what ``lmp-seg zoo export`` measures a checkpoint
+    with when its run left no results file).
+
+    Raises:
+        InputError: the validation failed; the message says why.
+    """
+    with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
+        args = [
+            "validate",
+            f"--config={config}",
+            f"--ckpt_path={ckpt}",
+            f"--trainer.default_root_dir={tmp}",
+            "--trainer.logger=false",
+            "--trainer.callbacks=[]",
+            "--trainer.enable_progress_bar=false",
+        ]
+        try:
+            run_cli(args)
+            return ClassResults.load(Path(tmp) / "results_val.json")
+        except (ArgumentError, ValueError, KeyError, TypeError, OSError) as error:
+            reason = _parse_error_message(_input_error_cause(error))
+            raise InputError(
+                f"validating {ckpt} with {config} failed: {reason}; give the metrics with --results"
+            ) from None
+
+
 def _input_error_cause(error: BaseException) -> BaseException:
     """The :class:`~lmp_lightning.errors.InputError` that ``error`` was raised from (a check of
     ours called by jsonargparse, which wraps it), else ``error``."""
@@ -523,7 +553,7 @@ def main(args: list[str] | None = None) -> None:
         if argv[:1] == ["compare"]:
             compare_main(argv[1:])
         elif argv[:1] == ["zoo"]:
-            zoo_main(argv[1:])
+            zoo_main(argv[1:], validate=validate_checkpoint)
         else:
             run_cli(args, interrupt=interrupt)
             if interrupt.status is not None:  # signalled after the fit's last batch

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,9 +99,16 @@ def _checkpoint_step(ckpt: Path) -> int | None:
     return step if isinstance(step, int) else None
 
 
-def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
+Validate = Callable[[Path, Path], "ClassResults"]
+"""``validate(config_file, checkpoint)``: the checkpoint's per-class results on the val split
+(``lmp_lightning.cli.validate_checkpoint``, which ``lmp-seg zoo export`` passes in)."""
+
+
+def _results_for(
+    ckpt: Path, config: str | None, validate: Validate | None = None
+) -> str | ClassResults | None:
     """The metrics of a checkpoint: the run's ``results_val.json``, or, with the run's
-    ``config.yaml``, a validation of the checkpoint now (into a temporary folder)."""
+    ``config.yaml``, ``validate(config, ckpt)`` now."""
     from lmp_lightning.reports.results import ClassResults
 
     for folder in (ckpt.parent.parent, ckpt.parent):
@@ -121,32 +126,19 @@ def _results_for(ckpt: Path, config: str | None) -> str | ClassResults | None:
     config_file = next((p for p in found if p.is_file()), None)
     if config_file is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="lmp-zoo-validate-") as tmp:
-        out = Path(tmp)
-        # `lmp-seg validate` in a process of its own: lmp_lightning.cli imports this module
-        lmp_seg = [sys.executable, "-c", "from lmp_lightning.console import main; main()"]
-        status = subprocess.run(
-            [
-                *lmp_seg,
-                "validate",
-                "--config",
-                str(config_file),
-                f"--ckpt_path={ckpt}",
-                f"--trainer.default_root_dir={out}",
-                "--trainer.logger=false",
-                "--trainer.callbacks=[]",
-                "--trainer.enable_progress_bar=false",
-            ]
-        ).returncode
-        if status != 0:
-            raise InputError(
-                f"validating {ckpt} with {config_file} failed (exit status {status}, error above); "
-                "give the metrics with --results"
-            )
-        return ClassResults.load(out / "results_val.json")
+    if validate is None:
+        raise InputError(f"{ckpt} has no results file beside it; give its metrics with --results")
+    return validate(config_file, ckpt)
 
 
-def zoo_main(args: list[str]) -> None:
+def zoo_main(args: list[str], validate: Validate | None = None) -> None:
+    """``lmp-seg zoo``: list, info, export, push.
+
+    Args:
+        args: the arguments after ``zoo``.
+        validate: how ``export`` measures a checkpoint that has no results file (``lmp-seg``
+            passes :func:`lmp_lightning.cli.validate_checkpoint`).
+    """
     parser = argparse.ArgumentParser(prog="lmp-seg zoo", description="The model zoo.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the entries of the zoo index, as a table")
@@ -198,7 +190,7 @@ def zoo_main(args: list[str]) -> None:
             opts.ckpt,
             opts.name,
             opts.out,
-            results=opts.results or _results_for(Path(opts.ckpt), opts.config),
+            results=opts.results or _results_for(Path(opts.ckpt), opts.config, validate),
             license=opts.license,
             config=opts.config,
         )

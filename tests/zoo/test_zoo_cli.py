@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -187,6 +188,11 @@ def test_export_validates_when_the_run_has_no_results(tmp_path, monkeypatch, cap
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+
+    def no_subprocess(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)  # validated in this process
     capsys.readouterr()
     main(["zoo", "export", str(ckpt), "--name", "fresh", "--out", str(tmp_path / "entry")])
     assert not list(scratch.iterdir())  # the validation's temporary folder is removed
@@ -230,3 +236,22 @@ def test_export_takes_a_fits_results_only_for_a_checkpoint_of_that_step(
     assert (card["metrics"]["iou"] == marked) == same_step
     if not same_step:
         assert card["metrics"]["iou"] == pytest.approx(fitted.iou, nan_ok=True)
+
+
+def test_export_with_a_config_that_fails_to_validate_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LMP_ZOO_CACHE", str(tmp_path / "cache"))
+    run = _one_step_fit(tmp_path / "run")
+    (ckpt,) = run.rglob("*.ckpt")
+    config = tmp_path / "other.yaml"
+    config.write_text("model:\n  arch: unet\n")  # another network than the checkpoint's
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["zoo", "export", str(ckpt), "--name", "x", "--out", str(tmp_path / "e"),
+              f"--config={config}"])  # fmt: skip
+    assert exit_info.value.code == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("lmp-seg: error")]
+    assert f"validating {ckpt} with {config} failed: --model.arch is 'unet'" in line
+    assert line.endswith("give the metrics with --results")
+    assert not (tmp_path / "e").exists()
