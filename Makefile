@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench docs clean-venv
+.PHONY: install demo test test-slow test-min lint bench docs clean-venv
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ bench: $(STAMP)
 # Material for MkDocs' notice about MkDocs 2.0, which says nothing about this build.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The default tests against the declared minimum versions (constraints-min.txt), in a fresh
+# .venv-min: what pyproject.toml promises is what is tested.
+test-min:
+	rm -rf .venv-min
+	$(PYTHON) -m venv .venv-min
+	.venv-min/bin/python -m pip install -c constraints-min.txt -e ".[dev]"
+	.venv-min/bin/python -m pytest
 
 clean-venv:
 	rm -rf $(VENV)
