@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=3000, help="crops drawn for the shares")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    cls = get_dataset_class(args.dataset)
+    cls = get_dataset_class(args.dataset).dataset_class  # the data set, its label space
     raw = build_dataset(args.dataset, "train", args.root)
     names, ignore = list(cls.class_names), cls.ignore_index
     print(

@@ -9,9 +9,7 @@ reusable YAML.
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -20,25 +18,31 @@ from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lmp_lightning import __version__, _quiet
+from lmp_lightning import __version__, _quiet, _short_names
+from lmp_lightning._cli_checkpoint import info_line, take_checkpoint
+from lmp_lightning._cli_config import KeepConfigCallback
+from lmp_lightning._cli_errors import (
+    add_moved_arguments,
+    check_moved,
+    input_error_cause,
+    one_line,
+    parse_error,
+)
 from lmp_lightning._usage import usage
 from lmp_lightning._yaml import check_config_sizes
 from lmp_lightning.callbacks import (
     InterruptCheckpoint,
     PerClassResults,
     PredictionWriter,
+    TypedOptimizerOnResume,
     ValidationImages,
-    run_dir,
 )
-from lmp_lightning.checkpoints import AtomicCheckpointIO, load_checkpoint
+from lmp_lightning.checkpoints import AtomicCheckpointIO
 from lmp_lightning.data import SegmentationDataModule, list_datasets
-from lmp_lightning.data.datamodule import predict_input_scale
 from lmp_lightning.errors import InputError
 from lmp_lightning.losses.base import loss_choices
 from lmp_lightning.module import SegmentationModule
@@ -46,9 +50,8 @@ from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from lmp_lightning.reports.cli import compare_main
 from lmp_lightning.reports.results import ClassResults
 from lmp_lightning.resources import config_name, config_path
-from lmp_lightning.zoo.api import info
-from lmp_lightning.zoo.card import ModelCard
-from lmp_lightning.zoo.checkpoint import ZOO_PREFIX, network_arguments
+from lmp_lightning.trainer import SegmentationTrainer
+from lmp_lightning.zoo.checkpoint import ZOO_PREFIX
 from lmp_lightning.zoo.cli import zoo_main
 
 __all__ = ["SegmentationCLI", "main", "run_cli", "validate_checkpoint"]
@@ -57,135 +60,12 @@ TRACEBACK_ENV = "LMP_SEG_TRACEBACK"
 """Set to 1 to see the full traceback of a configuration error instead of one line."""
 
 
-class KeepConfigCallback(SaveConfigCallback):
-    """Lightning's ``config.yaml`` writer, writing into the run's own folder
-    (:func:`~lmp_lightning.callbacks.run_dir`: beside a W&B run's checkpoints, not into the
-    shared ``save_dir``), whose refusal to replace an earlier run's config is one line that
-    says what to do (Lightning's own is a 30-line traceback).
-
-    Built on Lightning's public hooks: Lightning's own write into the logger's folder is
-    turned off (``save_to_log_dir``), :meth:`setup` finds the run's folder and refuses an
-    earlier run's config on every process, and :meth:`save_config` (which Lightning calls on
-    the first process) writes the file.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.to_run_dir, self.save_to_log_dir = self.save_to_log_dir, False
-        self.path: Path | None = None
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not self.already_saved and self.to_run_dir:
-            folder = run_dir(trainer)  # on every process: it may broadcast the run's version
-            self.path = folder / self.config_filename
-            exists = trainer.is_global_zero and self.path.is_file() and not self.overwrite
-            if trainer.strategy.broadcast(exists):
-                raise InputError(
-                    f"{folder} already holds the config.yaml of an earlier run; pick another "
-                    "--trainer.default_root_dir, or keep a logger (it writes every run into its "
-                    "own folder)"
-                )
-        super().setup(trainer, pl_module, stage)
-
-    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.parser.save(
-            self.config,
-            str(self.path),
-            skip_unset=False,  # every value, defaults included: the run can be repeated
-            overwrite=self.overwrite,
-            multifile=self.multifile,
-        )
-
-
-LIMIT_KEYS = tuple(
-    f"trainer.limit_{stage}_batches" for stage in ("train", "val", "test", "predict")
-)
-"""Trainer arguments where an int (batches) and a float (a fraction) mean different things."""
-
-NETWORK_KEYS = ("arch", "encoder_name", "in_channels", "output_stride", "model_kwargs")
-"""Model arguments that define the network: with ``--ckpt_path`` they come from the checkpoint."""
-
-
-@rank_zero_only
-def _info(message: str) -> None:
-    """Prints one line of information, on the first process only."""
-    print(message, flush=True)
-
-
-def _rounded(values: Any) -> list[float]:
-    return [round(float(v), 3) for v in values]
-
-
-def _data_from_card(data: Any, entry: str, predict: bool = True) -> None:
-    """Gives the data module of ``predict --ckpt_path zoo:NAME --data.predict_dir DIR`` the
-    entry card's classes, normalisation and input scale, as ``segment()`` uses them (with
-    ``predict`` false, for ``validate`` and ``test`` on a data set: the normalisation only);
-    prints one line naming the values of the data module (flags, config files or a named data
-    set) that differed from the card's.
-
-    Args:
-        data: the ``data`` namespace of the parsed configuration, changed in place.
-        entry: ``zoo:NAME`` (an entry name or directory).
-        predict: a ``predict_dir`` run (classes and input scale too).
-    """
-    card = ModelCard.from_dict(info(entry.removeprefix(ZOO_PREFIX)))
-    defaults = inspect.signature(SegmentationDataModule.__init__).parameters
-
-    named = data.get("dataset") != defaults["dataset"].default
-
-    def given(key: str) -> bool:  # a named data set's values count as given, defaults too
-        return named or data.get(key) != defaults[key].default
-
-    differs = []
-    names = data.get("predict_class_names")
-    if names is not None and list(names) != list(card.class_names):
-        differs.append(f"its {card.num_classes} classes instead of --data.predict_class_names")
-    for key in ("mean", "std"):
-        value, used = _rounded(data.get(key)), _rounded(getattr(card, key))
-        if value != used and given(key):
-            differs.append(f"{key} {used} instead of {value}")
-    if not predict:
-        data.mean, data.std = tuple(card.mean), tuple(card.std)
-        if differs:
-            _info(f"{entry}: its card's normalisation is used: {', '.join(differs)}")
-        return
-    scale = predict_input_scale(
-        data.get("dataset"),
-        data.get("dataset_options"),
-        data.get("predict_rescale"),
-        data.get("predict_scale"),
-    )
-    scale_given = any(given(k) for k in ("predict_rescale", "predict_scale", "dataset_options"))
-    if scale != card.input_scale and scale_given:
-        differs.append(f"input scale {float(card.input_scale)} instead of {scale}")
-    data.predict_class_names = list(card.class_names)
-    data.mean, data.std = tuple(card.mean), tuple(card.std)
-    data.predict_scale = float(card.input_scale)
-    if differs:
-        _info(f"predict uses the card of {entry}, not the data module: {', '.join(differs)}")
-
-
-def _saved_hyper_parameters(path: Path) -> dict[str, Any]:
-    # mmap: only the hyper-parameters are read here; Lightning loads the tensors later
-    saved = load_checkpoint(path, what="--ckpt_path:", mmap=True)
-    if not isinstance(saved, dict) or not {"state_dict", "pytorch-lightning_version"} <= set(saved):
-        raise InputError(
-            f"--ckpt_path: {str(path)!r} is not a checkpoint of a Lightning fit (it needs "
-            "'state_dict' and 'pytorch-lightning_version'); to start from its weights, use "
-            "--model.init_weights"
-        )
-    return saved.get("hyper_parameters", {})
-
-
 class SegmentationCLI(LightningCLI):
     """LightningCLI whose data module hands ``num_classes``, ``class_names`` and
     ``ignore_index`` to the model.
 
     With ``--ckpt_path`` (a file or ``zoo:NAME``, from a flag or a config file), the network
-    (:data:`NETWORK_KEYS`) comes from the checkpoint and everything else from the command line
+    (``NETWORK_KEYS``) comes from the checkpoint and everything else from the command line
     and config files; Lightning's own CLI would parse all of the checkpoint's hyper-parameters
     over them. A fit gets :class:`~lmp_lightning.callbacks.InterruptCheckpoint`.
 
@@ -199,7 +79,19 @@ class SegmentationCLI(LightningCLI):
         self, *args: Any, interrupt: InterruptCheckpoint | None = None, **kwargs: Any
     ) -> None:
         self.interrupt = interrupt if interrupt is not None else InterruptCheckpoint()
+        kwargs.setdefault("trainer_class", SegmentationTrainer)
         super().__init__(*args, **kwargs)
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser, whose ``--help`` ends by naming what ``--model.loss`` and
+        ``--data.dataset`` take: the registries as they are when the CLI is built, so that a
+        loss or data set a user's package registers is listed too."""
+        kwargs.setdefault(
+            "epilog",
+            f"--model.loss takes a loss by class name (short name): {loss_choices()}. "
+            f"--data.dataset takes a registered data set: {', '.join(list_datasets())}.",
+        )
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # The data module is made first; its files are checked for the command before the
@@ -209,23 +101,13 @@ class SegmentationCLI(LightningCLI):
         )
         for key in ("class_names", "ignore_index"):
             parser.link_arguments(f"data.{key}", f"model.{key}", apply_on="instantiate")
-        # Trainer annotates limit_*_batches as Union[float, int, None], so jsonargparse reads
-        # "--trainer.limit_val_batches 1" (or `1` in YAML) as 1.0, all batches. Ints first: an
-        # int is a number of batches, a float a fraction, as Lightning documents them.
-        for action in parser._actions:
-            if action.dest in LIMIT_KEYS and hasattr(action, "_typehint"):
-                action._typehint = int | float | None
-            # --help names what --data.dataset and --model.loss take (the registries, so that
-            # a data set or loss registered before the CLI is built is listed too).
-            elif action.dest == "data.dataset":
-                action.help = f"{action.help} Registered data sets: {', '.join(list_datasets())}."
-            elif action.dest == "model.loss":
-                action.help = f"{action.help} Losses by class name (short name): {loss_choices()}."
         # The papers' optimisation, written out so that --print_config shows it and
         # --model.optimizer.lr changes one value of it.
         parser.set_defaults(
             {"model.optimizer": DEFAULT_OPTIMIZER, "model.lr_scheduler": DEFAULT_LR_SCHEDULER}
         )
+        _short_names.sync()  # the registries' short names, as they are now
+        add_moved_arguments(parser)  # hidden keys: a moved argument is named, not refused
 
     def _checked_classes(self, data: Any) -> int:
         """The data module's class count, once the files of the command's splits are checked
@@ -235,50 +117,25 @@ class SegmentationCLI(LightningCLI):
             check(self.subcommand)
         return int(data.num_classes)
 
-    def _parse_ckpt_path(self) -> None:
-        """Resolves ``zoo:NAME`` and takes the network from the checkpoint's hyper-parameters; a
-        network argument given with another value than the checkpoint's is an error. ``predict
-        --ckpt_path zoo:NAME --data.predict_dir DIR`` also takes the classes, the normalisation
-        and the input scale from the entry's card (:func:`_data_from_card`)."""
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parses the command line, then applies ``--ckpt_path`` (``take_checkpoint``).
+
+        Lightning's CLI would then parse all of a checkpoint's hyper-parameters over the
+        command line; here only the network comes from the checkpoint, so the path is kept
+        aside until :meth:`before_instantiate_classes` puts it back (Lightning's merge sees no
+        checkpoint)."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            if not isinstance(args, list):
+                raise
+            raise parse_error(parser, args, error) from None
+        self._ckpt_path = None
         subcommand = self.config.get("subcommand")
-        if not subcommand:
-            return
-        config = self.config[subcommand]
-        ckpt_path = config.get("ckpt_path")
-        if not ckpt_path:
-            return
-        path = Path(ckpt_path)
-        if str(ckpt_path).strip() == ZOO_PREFIX:
-            raise InputError("--ckpt_path zoo: names no entry; `lmp-seg zoo list` lists them")
-        if str(ckpt_path).startswith(ZOO_PREFIX):  # its weights: init_weights loads and verifies
-            hparams = network_arguments(str(ckpt_path))
-            if subcommand == "predict" and config.data.get("predict_dir") is not None:
-                _data_from_card(config.data, str(ckpt_path))
-            elif config.get("data") is not None:  # a data set: its normalisation is the card's
-                _data_from_card(config.data, str(ckpt_path), predict=False)
-            config.model.init_weights, config.model.encoder_weights = str(ckpt_path), None
-            config.ckpt_path = None
-        elif not path.is_file():
-            if str(ckpt_path) in ("last", "hpc", "best", "registry"):
-                return  # Lightning's own names
-            raise InputError(f"--ckpt_path: checkpoint not found: {str(path)!r}")
-        else:
-            hparams = _saved_hyper_parameters(path)
-        defaults = inspect.signature(SegmentationModule.__init__).parameters
-        model = config.model
-        for key in NETWORK_KEYS:
-            if key not in hparams:
-                continue
-            value, default = model.get(key), defaults[key].default
-            if value == hparams[key]:
-                continue
-            if value != default:
-                raise InputError(
-                    f"--model.{key} is {value!r} but the checkpoint {str(path)!r} was trained "
-                    f"with {key}={hparams[key]!r}; drop the flag (the network comes from the "
-                    "checkpoint)"
-                )
-            model[key] = hparams[key]
+        if subcommand and self.config[subcommand].get("ckpt_path"):
+            config = self.config[subcommand]
+            take_checkpoint(subcommand, config)
+            self._ckpt_path, config.ckpt_path = config.ckpt_path, None
 
     def before_instantiate_classes(self) -> None:
         """``--data.seed`` left unset takes the run's seed (``--seed_everything``, an int by now),
@@ -287,6 +144,10 @@ class SegmentationCLI(LightningCLI):
         or YAML) become the model's ``optimizer`` and ``lr_scheduler``: one optimiser, and a
         scheduler that still steps per optimiser step."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        if getattr(self, "_ckpt_path", None) is not None:  # kept aside by parse_arguments
+            config.ckpt_path = self._ckpt_path
+        check_moved(config)
+        _short_names.canonicalise(config)  # short names' aliases -> the registered classes
         root = (config.get("trainer") or {}).get("default_root_dir")
         if root is not None and Path(root).exists() and not Path(root).is_dir():
             raise InputError(f"--trainer.default_root_dir {str(root)!r} is a file, not a folder")
@@ -316,6 +177,8 @@ class SegmentationCLI(LightningCLI):
         callbacks: list[Any] = self.trainer.callbacks  # type: ignore[attr-defined]
         if self.subcommand == "fit":
             callbacks.append(self.interrupt)
+            if not any(isinstance(cb, TypedOptimizerOnResume) for cb in callbacks):
+                callbacks.append(TypedOptimizerOnResume())
             for checkpoint in (cb for cb in callbacks if isinstance(cb, ModelCheckpoint)):
                 if checkpoint.filename is None:  # Lightning's 'epoch=E-step=S': no '=' here
                     checkpoint.filename = "epoch{epoch}-step{step}"
@@ -371,7 +234,7 @@ class SegmentationCLI(LightningCLI):
         _during_run(self.trainer.predict, **kwargs)
         for callback in self.trainer.callbacks:  # type: ignore[attr-defined]
             if isinstance(callback, PredictionWriter):
-                _info(f"label PNGs and overlays written to {callback.output_dir}")
+                info_line(f"label PNGs and overlays written to {callback.output_dir}")
 
 
 def _during_run(fn: Any, **kwargs: Any) -> None:
@@ -404,6 +267,7 @@ def run_cli(
             interrupt=interrupt,
             parser_kwargs={"exit_on_error": False},
             save_config_callback=KeepConfigCallback,
+            trainer_class=SegmentationTrainer,
         )
 
 
@@ -420,81 +284,6 @@ def _shipped_configs(args: list[str]) -> list[str]:
             arg = "--config=" + config_path(arg.removeprefix("--config="))
         out.append(arg)
     return out
-
-
-_BOILERPLATE = (
-    "Not a valid subclass",
-    "Expected a",
-    "Does not validate",
-    "a class path",
-    "a dict",
-    "Subclass types",
-    "Problem with given class_path",
-)
-
-
-_MOVED = {
-    "lr": "--model.optimizer.lr",
-    "momentum": "--model.optimizer.momentum",
-    "weight_decay": "--model.optimizer.weight_decay",
-    "poly_power": "--model.lr_scheduler.power",
-}
-"""Model arguments of lmp-lightning 0.1 that moved into the optimiser and the schedule."""
-
-_MOVED_PATTERN = re.compile(
-    r"(?:--model\.|Group 'model' does not accept option '|option 'model\.)"
-    r"(lr|momentum|weight_decay|poly_power)\b"
-)
-
-
-def _moved_hint(message: str) -> str:
-    """A hint for an argument that moved (``--model.lr`` is ``--model.optimizer.lr`` now)."""
-    found = _MOVED_PATTERN.search(message)
-    if found is None:
-        return message
-    name = found.group(1)
-    return (
-        f"--model.{name} (model: {name}: in a config file) is {_MOVED[name]} now: the optimiser "
-        f"and the schedule are arguments of their own (lmp-seg fit --print_config shows them)"
-    )
-
-
-def _parse_error_message(error: BaseException) -> str:
-    """One line for a parsing or instantiation error: an unknown loss lists the valid ones;
-    otherwise the first reason jsonargparse gives that is not its own boilerplate (an
-    argument's ``ValueError``)."""
-    message = str(error.args[0] if isinstance(error, KeyError) and error.args else error)
-    if "\n" not in message.strip():
-        return message
-    nested = _NESTED.search(message)
-    outer = re.match(r'Parser key "([\w.]+)"', message)
-    if nested and outer:  # an argument of a class given by flag: --model.loss.init_args.nope
-        key, value = f"{outer.group(1)}.{nested.group(1)}", nested.group(2)
-        return (
-            f"--{key}={value}: not an argument of the chosen class, or not a valid value for "
-            f"it (--{outer.group(1)}.help CLASS lists a class's arguments)"
-        )
-    if message.startswith('Parser key "model.loss"'):
-        given = re.search(r"Given value: (.*)", message)
-        value = given.group(1).strip() if given else "?"
-        return f"unknown loss {value!r} for --model.loss; valid losses: {loss_choices()}"
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    key = lines[0].rstrip(":") if lines and lines[0].startswith("Parser key") else ""
-    reasons = [
-        line[2:]
-        for line in lines
-        if line.startswith("- ") and not line[2:].startswith(_BOILERPLATE)
-    ]
-    if not reasons and key and len(lines) > 1:  # a single reason, on the next line
-        reasons = lines[1:2]
-    key = re.sub(r'^Parser key "([\w.]+)"', r"--\1", key)
-    if reasons:
-        return f"{key}: {reasons[0]}" if key else reasons[0]
-    return lines[0] if lines else message
-
-
-_NESTED = re.compile(r"Given value: NestedArg\(key='([\w.]+)', val='([^']*)'\)")
-"""jsonargparse's value of a class argument given by flag (``--model.loss.init_args.p 3``)."""
 
 
 def validate_checkpoint(config: Path, ckpt: Path) -> ClassResults:
@@ -519,21 +308,10 @@ def validate_checkpoint(config: Path, ckpt: Path) -> ClassResults:
             run_cli(args)
             return ClassResults.load(Path(tmp) / "results_val.json")
         except (ArgumentError, ValueError, KeyError, TypeError, OSError) as error:
-            reason = _parse_error_message(_input_error_cause(error))
+            reason = one_line(input_error_cause(error))
             raise InputError(
                 f"validating {ckpt} with {config} failed: {reason}; give the metrics with --results"
             ) from None
-
-
-def _input_error_cause(error: BaseException) -> BaseException:
-    """The :class:`~lmp_lightning.errors.InputError` that ``error`` was raised from (a check of
-    ours called by jsonargparse, which wraps it), else ``error``."""
-    cause = error.__cause__
-    while cause is not None:
-        if isinstance(cause, InputError):
-            return cause
-        cause = cause.__cause__
-    return error
 
 
 def main(args: list[str] | None = None) -> None:
@@ -585,17 +363,14 @@ def main(args: list[str] | None = None) -> None:
     ) as error:
         if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
             raise
-        cause = _input_error_cause(error)
+        cause = input_error_cause(error)
         if getattr(cause, "lmp_during_run", False) and not isinstance(
             cause, InputError | FileNotFoundError | FileExistsError
         ):
             raise  # a failure while running, not bad input: keep the traceback
-        if "Original Traceback" in str(cause):  # re-raised from a loader worker
-            message = str(cause).strip().splitlines()[-1].split(": ", 1)[-1]
-        else:
-            message = _moved_hint(_parse_error_message(cause))
         print(
-            f"lmp-seg: error: {message}\n(set {TRACEBACK_ENV}=1 for the traceback)", file=sys.stderr
+            f"lmp-seg: error: {one_line(cause)}\n(set {TRACEBACK_ENV}=1 for the traceback)",
+            file=sys.stderr,
         )
         raise SystemExit(2) from None
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from lightning import LightningModule
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable, instantiate_class
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
-from torch import Tensor, nn
+from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
@@ -20,15 +18,15 @@ from torchmetrics.classification import (
     MulticlassJaccardIndex,
 )
 
-from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.errors import InputError
 from lmp_lightning.inference import InferenceMode, tiled_logits
 from lmp_lightning.losses import CrossEntropy, SegmentationLoss, build_loss
 from lmp_lightning.losses.functional import check_logits_target
-from lmp_lightning.losses.names import canonical_class
 from lmp_lightning.models import build_model, required_stride
-from lmp_lightning.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
+from lmp_lightning.optim import build_lr_scheduler, build_optimizer, describe_optimisation
+from lmp_lightning.reports.describe import describe_loss
 from lmp_lightning.reports.results import ClassResults
+from lmp_lightning.weights import load_network_weights
 
 __all__ = ["SegmentationModule"]
 
@@ -125,7 +123,9 @@ class SegmentationModule(LightningModule):
         self.save_hyperparameters(ignore=["loss", "optimizer", "lr_scheduler"])
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
-        self._probe = self._probe_optimisation()  # bad arguments fail here, not in the fit
+        self.optimization = describe_optimisation(optimizer, lr_scheduler)
+        """What ``optimizer`` and ``lr_scheduler`` build (class paths, scalar arguments); bad
+        arguments fail here, not when the fit starts."""
         self.class_names = list(class_names)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -139,7 +139,7 @@ class SegmentationModule(LightningModule):
             **(model_kwargs or {}),
         )
         if init_weights is not None:
-            self._load_init_weights(init_weights)
+            load_network_weights(self.model, init_weights, arch, encoder_name, num_classes)
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -320,20 +320,10 @@ class SegmentationModule(LightningModule):
 
     def run_config(self) -> dict[str, Any]:
         """The model's and the loss's configuration, for results files and model cards."""
-        loss = self.loss
-        cls = canonical_class(loss)
-        loss_args = {
-            name: getattr(loss, name)
-            for name in inspect.signature(type(loss).__init__).parameters
-            if name != "self" and isinstance(getattr(loss, name, None), (int, float, str, bool))
-        }
         return {
             "model": {k: v for k, v in self.hparams.items() if k != "class_names"},
-            "loss": {
-                "class_path": f"{cls.__module__}.{cls.__name__}",
-                "init_args": loss_args,
-            },
-            **self._probe,
+            "loss": describe_loss(self.loss),
+            **self.optimization,
         }
 
     # The metrics are reset when an epoch starts, not when it ends: callbacks read the epoch's
@@ -361,47 +351,6 @@ class SegmentationModule(LightningModule):
             )
         self.loss.setup(data)
 
-    def _load_init_weights(self, spec: str) -> None:
-        """Loads the model weights of a zoo entry or a Lightning checkpoint (fine-tuning)."""
-        if spec.startswith("zoo:") or Path(spec).is_dir():
-            from lmp_lightning.zoo.api import load
-
-            entry = load(spec.removeprefix("zoo:"))
-            card = entry.card
-            theirs = (card.architecture, card.encoder, card.num_classes)
-            state = entry.model.state_dict()
-        elif Path(spec).is_file():
-            saved = load_checkpoint(spec, what="init_weights")
-            saved = saved if isinstance(saved, dict) else {}
-            hp = saved.get("hyper_parameters", {})
-            theirs = (hp.get("arch"), hp.get("encoder_name"), hp.get("num_classes"))
-            state = {
-                k.removeprefix("model."): v
-                for k, v in saved.get("state_dict", {}).items()
-                if k.startswith("model.")
-            }
-        else:
-            raise FileNotFoundError(f"init_weights: no zoo entry or checkpoint at {spec!r}")
-        ours = (self.hparams["arch"], self.hparams["encoder_name"], self.num_classes)
-        if None not in theirs and (str(theirs[0]).lower(), *theirs[1:]) != (
-            str(ours[0]).lower(),
-            *ours[1:],
-        ):
-            raise ValueError(
-                f"init_weights {spec!r} holds a {theirs[0]} / {theirs[1]} network with "
-                f"{theirs[2]} classes, but this model is {ours[0]} / {ours[1]} with {ours[2]} "
-                "classes: set --model.arch, --model.encoder_name and the data to match"
-            )
-        try:
-            self.model.load_state_dict(state)
-        except RuntimeError as error:
-            detail = " ".join(str(error).split())[:300]
-            raise ValueError(
-                f"init_weights {spec!r} do not fit this model (arch={self.hparams['arch']!r}, "
-                f"encoder_name={self.hparams['encoder_name']!r}, "
-                f"num_classes={self.num_classes}): {detail}"
-            ) from None
-
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The loss is a plug-in: a checkpoint trained with another loss (or a zoo entry, which
         # has none) loads with this module's loss state.
@@ -413,7 +362,6 @@ class SegmentationModule(LightningModule):
             if key.startswith("loss.") and key not in state:
                 state[key] = value
         saved = checkpoint.get("hyper_parameters", {})
-        self._apply_optimizer_arguments(checkpoint, saved)
         for key in ("arch", "encoder_name", "num_classes", "in_channels", "output_stride"):
             if key in saved and saved[key] != self.hparams.get(key):
                 raise InputError(
@@ -424,60 +372,9 @@ class SegmentationModule(LightningModule):
                     f"num_classes={saved.get('num_classes')!r})"
                 )
 
-    def _apply_optimizer_arguments(self, checkpoint: dict[str, Any], saved: dict[str, Any]) -> None:
-        """A resumed fit runs with this module's optimiser arguments (learning rate, momentum,
-        weight decay, ...), not the checkpoint's: the restored optimiser and schedule states
-        are set to them, the learning rates rescaled (the position in the schedule is kept)."""
-        defaults = self._probe["optimizer"]["init_args"]
-        ratio = 1.0
-        for state in checkpoint.get("optimizer_states", []):
-            for group in state.get("param_groups", []):
-                old = group.get("initial_lr", group.get("lr"))
-                ratio = defaults["lr"] / old if old and "lr" in defaults else 1.0
-                for key in ("lr", "initial_lr"):
-                    if key in group:
-                        group[key] = group[key] * ratio
-                group.update({k: v for k, v in defaults.items() if k != "lr" and k in group})
-        for state in checkpoint.get("lr_schedulers", []):
-            for key in ("base_lrs", "_last_lr"):
-                if key in state:
-                    state[key] = [value * ratio for value in state[key]]
-
-    # ---------------------------------------------------------------- optimisation
-    def _build_optimizer(self, params: Any) -> torch.optim.Optimizer:
-        if self.optimizer_factory is None:
-            return instantiate_class(params, DEFAULT_OPTIMIZER)
-        return self.optimizer_factory(params)
-
-    def _build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
-        if self.lr_scheduler_factory is None:
-            return instantiate_class(optimizer, DEFAULT_LR_SCHEDULER)
-        return self.lr_scheduler_factory(optimizer)
-
-    def _probe_optimisation(self) -> dict[str, Any]:
-        """Builds the optimiser and scheduler on a stand-in parameter: checks their arguments
-        now and describes them (class and scalar arguments) for results files and cards."""
-        optimizer = self._build_optimizer([nn.Parameter(torch.zeros(1))])
-        scheduler = self._build_lr_scheduler(optimizer)
-
-        def describe(obj: Any, values: dict[str, Any]) -> dict[str, Any]:
-            kept = {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
-            return {
-                "class_path": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                "init_args": kept,
-            }
-
-        arguments = inspect.signature(type(scheduler).__init__).parameters
-        return {
-            "optimizer": describe(optimizer, optimizer.defaults),
-            "lr_scheduler": describe(
-                scheduler, {k: getattr(scheduler, k) for k in arguments if hasattr(scheduler, k)}
-            ),
-        }
-
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
-        optimizer = self._build_optimizer(self.parameters())
-        scheduler = self._build_lr_scheduler(optimizer)
+        optimizer = build_optimizer(self.optimizer_factory, self.parameters())
+        scheduler = build_lr_scheduler(self.lr_scheduler_factory, optimizer)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         if getattr(scheduler, "total_iters", 0) is None:  # PolyLR's "the fit's steps"
             scheduler.total_iters = total

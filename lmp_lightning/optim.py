@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from typing import Any
 
-from torch import Tensor
+import torch
+from lightning.pytorch.cli import instantiate_class
+from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import PolynomialLR
 
-__all__ = ["DEFAULT_LR_SCHEDULER", "DEFAULT_OPTIMIZER", "PolyLR"]
+__all__ = [
+    "DEFAULT_LR_SCHEDULER",
+    "DEFAULT_OPTIMIZER",
+    "PolyLR",
+    "build_lr_scheduler",
+    "build_optimizer",
+    "describe_optimisation",
+]
 
 DEFAULT_OPTIMIZER: dict[str, Any] = {
     "class_path": "torch.optim.SGD",
@@ -88,3 +99,50 @@ class PolyLR(PolynomialLR):
                 "PolyLR has no total_iters: give it, or let SegmentationModule set the fit's steps"
             )
         return list(super().get_lr())
+
+
+def build_optimizer(factory: Callable[[Any], Optimizer] | None, params: Any) -> Optimizer:
+    """The optimiser of ``factory`` (LightningCLI's ``OptimizerCallable``) over ``params``;
+    ``None``: :data:`DEFAULT_OPTIMIZER`."""
+    if factory is None:
+        return instantiate_class(params, DEFAULT_OPTIMIZER)
+    return factory(params)
+
+
+def build_lr_scheduler(factory: Callable[[Optimizer], Any] | None, optimizer: Optimizer) -> Any:
+    """The scheduler of ``factory`` over ``optimizer``; ``None``: :data:`DEFAULT_LR_SCHEDULER`."""
+    if factory is None:
+        return instantiate_class(optimizer, DEFAULT_LR_SCHEDULER)
+    return factory(optimizer)
+
+
+def describe_optimisation(
+    optimizer: Callable[[Any], Optimizer] | None,
+    lr_scheduler: Callable[[Optimizer], Any] | None,
+) -> dict[str, Any]:
+    """Class paths and scalar arguments of what ``optimizer`` and ``lr_scheduler`` build,
+    for results files and model cards (and for restoring a resumed fit's optimiser with them:
+    :class:`~lmp_lightning.callbacks.TypedOptimizerOnResume`). They are built on a stand-in
+    parameter, so that bad arguments fail when the model is made, not when the fit starts.
+
+    Example:
+        >>> described = describe_optimisation(None, None)
+        >>> described["optimizer"]["class_path"], described["optimizer"]["init_args"]["lr"]
+        ('torch.optim.sgd.SGD', 0.01)
+        >>> described["lr_scheduler"]["class_path"]
+        'lmp_lightning.optim.PolyLR'
+    """
+    built = build_optimizer(optimizer, [nn.Parameter(torch.zeros(1))])
+    scheduler = build_lr_scheduler(lr_scheduler, built)
+
+    def describe(obj: Any, values: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in values.items() if isinstance(v, int | float | str | bool)}
+        return {"class_path": f"{type(obj).__module__}.{type(obj).__qualname__}", "init_args": kept}
+
+    arguments = inspect.signature(type(scheduler).__init__).parameters
+    return {
+        "optimizer": describe(built, built.defaults),
+        "lr_scheduler": describe(
+            scheduler, {k: getattr(scheduler, k) for k in arguments if hasattr(scheduler, k)}
+        ),
+    }

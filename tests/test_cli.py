@@ -14,6 +14,7 @@ from lightning import Callback, LightningModule, Trainer
 
 from lmp_lightning.cli import main, run_cli
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.data.sets import Synthetic
 from lmp_lightning.losses import LOSSES, LossMaxPooling
 from lmp_lightning.module import SegmentationModule
 from tests.cli_args import TINY
@@ -34,7 +35,6 @@ def _checkpoints(root: Path) -> list[Path]:
 OFFLINE_SMALL = [
     "--data.dataset=synthetic",
     "--data.root=null",
-    "--data.dataset_options=null",
     "--data.num_workers=0",
     "--data.pin_memory=false",
     "--model.encoder_name=resnet18",
@@ -178,7 +178,7 @@ def test_lall_backend_by_flag_and_yaml(source: str, backend: str | None, tmp_pat
         config.write_text(f"model:\n  loss:\n    class_path: lall\n    init_args: {init}\n")
         loss_args = [f"--config={config}"]
     cli = SegmentationCLI(SegmentationModule, Data, args=[*TINY, *loss_args], run=False)
-    assert type(cli.model.loss).__name__ == "lall"
+    assert type(cli.model.loss) is LocallyAdaptiveLoss  # the short name's class itself
     assert cli.model.loss.backend == (backend or "auto")
 
 
@@ -258,7 +258,7 @@ def test_checkpoint_of_another_architecture(tmp_path: Path) -> None:
     )
     assert cli.model.hparams.arch == "fpn"
     # From Python, a model of another architecture is refused with one clear message.
-    data = SegmentationDataModule(num_val_images=1, image_size=(64, 80))
+    data = SegmentationDataModule(Synthetic(num_val_images=1, image_size=(64, 80)))
     model = SegmentationModule("unet", "resnet18", num_classes=data.num_classes)
     trainer = Trainer(
         accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path
@@ -322,7 +322,9 @@ def test_configuration_errors_are_one_line(
 
 def test_model_and_data_disagree_on_classes(tmp_path: Path) -> None:
     data = SegmentationDataModule(
-        num_train_images=2, num_val_images=1, image_size=(64, 80), crop_size=64, batch_size=2
+        Synthetic(num_train_images=2, num_val_images=1, image_size=(64, 80)),
+        crop_size=64,
+        batch_size=2,
     )
     model = SegmentationModule("fpn", "resnet18", num_classes=3)
     trainer = Trainer(
@@ -346,7 +348,7 @@ def test_two_process_cpu_ddp(tmp_path: Path) -> None:
             "lmp_lightning.cli",
             "fit",
             *TINY,
-            "--data.num_train_images=8",
+            "--data.dataset.num_train_images=8",
             "--trainer.devices=2",
             "--trainer.strategy=ddp",
             "--trainer.max_steps=2",

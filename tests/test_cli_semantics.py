@@ -118,7 +118,9 @@ def test_short_names_in_a_config_file(tmp_path: Path) -> None:
             f"--config={config}",
         ]
     )
-    assert type(cli.model.loss).__name__ == "bootstrap" and cli.model.loss.k == 0.5
+    from lmp_lightning.losses import BootstrappedCrossEntropy
+
+    assert type(cli.model.loss) is BootstrappedCrossEntropy and cli.model.loss.k == 0.5
 
 
 def test_zoo_checkpoint_in_a_config_file(tmp_path: Path) -> None:
@@ -238,7 +240,8 @@ def _signal_fit(tmp_path: Path, signum: int, callback: str, epochs: int) -> tupl
     config.write_text(yaml.safe_dump({"trainer": {"callbacks": checkpoints}}))
     args = [
         sys.executable, "-m", "lmp_lightning.cli", "fit", f"--config={config}", *SMALL,
-        "--data.num_val_images=6", "--data.val_batch_size=1", f"--trainer.max_epochs={epochs}",
+        "--data.dataset.num_val_images=6", "--data.val_batch_size=1",
+        f"--trainer.max_epochs={epochs}",
         f"--trainer.default_root_dir={tmp_path}",
         f"--trainer.callbacks+=tests.test_cli_semantics.{callback}",
     ]  # fmt: skip

@@ -6,6 +6,7 @@ from lmp_lightning.callbacks.per_class_results import PerClassResults, format_io
 from lmp_lightning.callbacks.performance_aware_sampling import PerformanceAwareSampling
 from lmp_lightning.callbacks.prediction_writer import PredictionWriter, label_palette
 from lmp_lightning.callbacks.run_dir import run_dir
+from lmp_lightning.callbacks.typed_optimizer import TypedOptimizerOnResume
 from lmp_lightning.callbacks.validation_images import ValidationImages
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "PerClassResults",
     "PerformanceAwareSampling",
     "PredictionWriter",
+    "TypedOptimizerOnResume",
     "ValidationImages",
     "format_iou_table",
     "label_palette",

@@ -123,6 +123,7 @@ class PerformanceAwareSampling(Callback):
         for sampler in (
             getattr(loader, "sampler", None),
             getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+            getattr(getattr(loader, "sampler", None), "sampler", None),  # in a SamplerShard
         ):
             if isinstance(sampler, PerformanceAwareSampler):
                 self.sampler = sampler

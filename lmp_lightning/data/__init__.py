@@ -1,8 +1,10 @@
 """Data: the data sets, albumentations pipelines and the data module.
 
-Every data set subclasses :class:`SegmentationDataset` and is registered under a short name;
-:class:`SegmentationDataModule` finds it by that name: ``synthetic`` (embedded, the default),
-``camvid``, ``cityscapes``, ``voc`` and ``folder`` (read from ``root``).
+Every data set holds one split and subclasses :class:`SegmentationDataset`;
+:class:`SegmentationDataModule` takes it as a :class:`~lmp_lightning.data.spec.DatasetSpec`
+with the data set's own arguments (:mod:`lmp_lightning.data.sets`), or by its registered short
+name: ``synthetic`` (embedded, the default), ``camvid``, ``cityscapes``, ``voc`` and ``folder``
+(read from ``root``).
 """
 
 from lmp_lightning.data.base import SPLITS, SegmentationDataset, Split
@@ -19,10 +21,12 @@ from lmp_lightning.data.folder import FolderDataset, read_classes
 from lmp_lightning.data.registry import (
     DATASETS,
     build_dataset,
+    dataset_spec,
     get_dataset_class,
     list_datasets,
     register_dataset,
 )
+from lmp_lightning.data.spec import DatasetSpec, FileDatasetSpec
 from lmp_lightning.data.synthetic import (
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -30,6 +34,9 @@ from lmp_lightning.data.synthetic import (
     render_street_scene,
 )
 from lmp_lightning.data.voc import VOC_CLASSES, PascalVOC, convert_sbd, voc_palette
+
+from lmp_lightning.data import sets  # isort: skip  (registers the data sets)
+from lmp_lightning.data import names  # isort: skip  (after every registration)
 
 __all__ = [
     "CAMVID_CLASSES",
@@ -43,6 +50,8 @@ __all__ = [
     "CamVid",
     "Cityscapes",
     "CityscapesLabel",
+    "DatasetSpec",
+    "FileDatasetSpec",
     "FolderDataset",
     "PascalVOC",
     "SegmentationDataModule",
@@ -52,11 +61,14 @@ __all__ = [
     "TransformedDataset",
     "build_dataset",
     "convert_sbd",
+    "dataset_spec",
     "get_dataset_class",
     "id_to_train_id",
     "list_datasets",
+    "names",
     "read_classes",
     "register_dataset",
     "render_street_scene",
+    "sets",
     "voc_palette",
 ]

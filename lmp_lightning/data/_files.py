@@ -13,7 +13,7 @@ import math
 import operator
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import ClassVar, cast
 
 import cv2
 import numpy as np
@@ -167,24 +167,6 @@ class FileListDataset(SegmentationDataset):
         self.split: Split = split
         self.label_map = np.asarray(label_map, dtype=np.int64)
         self.scale = float(scale)
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int = 0,
-        num_images: int = 0,
-        image_size: tuple[int, int] = (0, 0),
-        **options: Any,
-    ) -> FileListDataset:
-        """Builds one split from the files under ``root``; ``options`` are the data set's own
-        keyword arguments (``scale`` for CamVid and Cityscapes, ``train_aug`` for VOC).
-        ``seed``, ``num_images`` and ``image_size`` concern generated data sets only."""
-        subclass: Any = cls  # subclasses take (root, split, **options), not the base's pairs
-        built: FileListDataset = subclass(cls.root_dir(root), split, **options)
-        return built
 
     @classmethod
     def root_dir(cls, root: str | Path | None) -> Path:

@@ -1,4 +1,4 @@
-"""The base class of every data set that :class:`SegmentationDataModule` can find by name."""
+"""The base class of every data set: one split of ``{"image", "mask"}`` samples."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ class SegmentationDataset(Dataset[dict[str, np.ndarray]], ABC):
     label array ``(H, W)`` whose values are in ``range(num_classes)`` or ``ignore_index``.
 
     A subclass declares its label space as class attributes, so that a data module can read
-    ``num_classes`` and ``class_names`` without building the data set, and implements
-    :meth:`from_split`. ``num_classes`` is derived from ``class_names`` when the subclass is
-    defined. A data set that reads files sets ``requires_root = True``; :meth:`check_root` then
-    rejects a missing data directory with a message naming the path.
+    ``num_classes`` and ``class_names`` without building the data set. ``num_classes`` is
+    derived from ``class_names`` when the subclass is defined. A data set that reads files sets
+    ``requires_root = True``; :meth:`check_root` then rejects a missing data directory with a
+    message naming the path. The data module builds its splits through a
+    :class:`~lmp_lightning.data.spec.DatasetSpec` (the data set's arguments), registered under a
+    short name.
 
     Attributes:
         class_names: the names of the classes, in label order.
@@ -76,7 +78,7 @@ class SegmentationDataset(Dataset[dict[str, np.ndarray]], ABC):
         if path is None:
             raise ValueError(
                 f"data set {cls.__name__} reads files: pass its data directory with "
-                "--data.root DIR (root= from Python)"
+                "--data.root DIR (or --data.dataset.root DIR; root= from Python)"
             )
         if not path.is_dir():
             raise FileNotFoundError(
@@ -88,28 +90,3 @@ class SegmentationDataset(Dataset[dict[str, np.ndarray]], ABC):
     @abstractmethod
     def __len__(self) -> int:
         """The number of samples."""
-
-    @classmethod
-    @abstractmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-    ) -> SegmentationDataset:
-        """Builds the data set of one split.
-
-        Args:
-            split: ``"train"``, ``"val"`` or ``"test"``.
-            root: the data directory, already checked by :meth:`check_root`.
-            seed: the seed of a generated data set.
-            num_images: the number of images of a generated data set.
-            image_size: ``(height, width)`` of a generated data set.
-
-        Returns:
-            The data set. Data sets read from files ignore ``seed``, ``num_images`` and
-            ``image_size``.
-        """

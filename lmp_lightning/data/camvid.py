@@ -9,7 +9,6 @@ import numpy as np
 
 from lmp_lightning.data._files import FileListDataset
 from lmp_lightning.data.base import Split
-from lmp_lightning.data.registry import register_dataset
 
 __all__ = ["CAMVID_CLASSES", "CamVid"]
 
@@ -35,7 +34,6 @@ _LABEL_MAP[: len(CAMVID_CLASSES)] = np.arange(len(CAMVID_CLASSES))
 _LABEL_MAP[_UNLABELLED] = 255
 
 
-@register_dataset("camvid")
 class CamVid(FileListDataset):
     """CamVid street scenes, 11 classes plus Unlabelled (ignored), 480 x 360 pixels.
 
@@ -79,7 +77,7 @@ class CamVid(FileListDataset):
     class_names: ClassVar[tuple[str, ...]] = CAMVID_CLASSES
     ignore_index: ClassVar[int] = 255
     default_scale: ClassVar[float] = 1.0
-    """The scale of :meth:`from_split` (the data module's); a subclass may change it."""
+    """The scale when ``scale`` is ``None``; a subclass may change it."""
     layout: ClassVar[str] = """
 root/
 ├── train.txt          "train/0001TP_006690.png trainannot/0001TP_006690.png" per line

@@ -10,7 +10,6 @@ from torchvision.datasets import Cityscapes as TorchvisionCityscapes
 
 from lmp_lightning.data._files import FileListDataset
 from lmp_lightning.data.base import Split
-from lmp_lightning.data.registry import register_dataset
 
 __all__ = [
     "CITYSCAPES_CLASSES",
@@ -81,7 +80,6 @@ def id_to_train_id(labels: tuple[CityscapesLabel, ...] = CITYSCAPES_LABELS) -> n
     return table
 
 
-@register_dataset("cityscapes")
 class Cityscapes(FileListDataset):
     """Cityscapes with the fine annotations: 2975 train, 500 val and 1525 test images.
 
@@ -122,7 +120,7 @@ class Cityscapes(FileListDataset):
     class_names: ClassVar[tuple[str, ...]] = CITYSCAPES_CLASSES
     ignore_index: ClassVar[int] = IGNORE_INDEX
     default_scale: ClassVar[float] = 1.0
-    """The scale of :meth:`from_split` (the data module's); a subclass may change it."""
+    """The scale when ``scale`` is ``None``; a subclass may change it."""
     layout: ClassVar[str] = """
 root/
 ├── leftImg8bit/

@@ -10,7 +10,6 @@ import numpy as np
 
 from lmp_lightning.data._files import FileListDataset
 from lmp_lightning.data.base import Split
-from lmp_lightning.data.registry import register_dataset
 from lmp_lightning.errors import InputError
 
 __all__ = ["DEFAULT_IGNORE_INDEX", "FolderDataset", "read_classes"]
@@ -90,7 +89,6 @@ def read_classes(path: Path) -> tuple[tuple[str, ...], int]:
     return tuple(names), ignore
 
 
-@register_dataset("folder")
 class FolderDataset(FileListDataset):
     """Images and label masks in per-split folders, with the classes named in ``classes.txt``.
 

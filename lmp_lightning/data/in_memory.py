@@ -25,7 +25,7 @@ class InMemoryDataset(Dataset):
 
     Example:
         >>> from lmp_lightning.data import build_dataset
-        >>> raw = build_dataset("synthetic", "train", num_images=3, image_size=(64, 64))
+        >>> raw = build_dataset("synthetic", "train", num_train_images=3, image_size=(64, 64))
         >>> cached = InMemoryDataset(raw)
         >>> len(cached), bool((cached[2]["mask"] == raw[2]["mask"]).all()), cached.num_classes
         (3, True, 10)

@@ -9,14 +9,12 @@ while poles, signs and persons are rare and thin, which is what loss max-pooling
 from __future__ import annotations
 
 import operator
-from pathlib import Path
 from typing import ClassVar, get_args
 
 import cv2
 import numpy as np
 
 from lmp_lightning.data.base import SPLITS, SegmentationDataset, Split
-from lmp_lightning.data.registry import register_dataset
 
 __all__ = ["CLASS_NAMES", "IGNORE_INDEX", "SyntheticStreetScenes", "render_street_scene"]
 
@@ -280,7 +278,6 @@ def render_street_scene(
     return image, label.astype(np.int64)
 
 
-@register_dataset("synthetic")
 class SyntheticStreetScenes(SegmentationDataset):
     """Seeded street scenes generated on the fly, the embedded default data set.
 
@@ -336,20 +333,6 @@ class SyntheticStreetScenes(SegmentationDataset):
         self.num_images, self.height, self.width = int(num_images), int(height), int(width)
         self.split: Split = split
         self.seed = int(seed)
-
-    @classmethod
-    def from_split(
-        cls,
-        split: Split,
-        root: Path | None,
-        *,
-        seed: int,
-        num_images: int,
-        image_size: tuple[int, int],
-    ) -> SyntheticStreetScenes:
-        """Builds one split; ``root`` is unused."""
-        height, width = image_size
-        return cls(num_images=num_images, height=height, width=width, split=split, seed=seed)
 
     def __len__(self) -> int:
         return self.num_images

@@ -12,7 +12,6 @@ from PIL import Image
 
 from lmp_lightning.data._files import FileListDataset
 from lmp_lightning.data.base import Split
-from lmp_lightning.data.registry import register_dataset
 
 __all__ = ["VOC_CLASSES", "PascalVOC", "convert_sbd", "voc_palette"]
 
@@ -149,7 +148,6 @@ def convert_sbd(sbd_root: str | Path, out_dir: str | Path) -> int:
     return written
 
 
-@register_dataset("voc")
 class PascalVOC(FileListDataset):
     """Pascal VOC 2012 segmentation, 21 classes, with SBD's extra training annotations.
 
@@ -193,7 +191,7 @@ class PascalVOC(FileListDataset):
     ignore_index: ClassVar[int] = IGNORE_INDEX
     splits: ClassVar[tuple[Split, ...]] = ("train", "val")
     default_train_aug: ClassVar[bool] = True
-    """The ``train_aug`` of :meth:`from_split` (the data module's); a subclass may change it."""
+    """The ``train_aug`` when ``train_aug`` is ``None``; a subclass may change it."""
     layout: ClassVar[str] = """
 root/
 ├── VOC2012/

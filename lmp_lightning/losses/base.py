@@ -126,7 +126,13 @@ def _check_value(
         raise ValueError(f"{loss} gave a non-finite value: {value}")
 
 
-@torch.library.custom_op("lmp_lightning::checked_value", mutates_args=())
+# The schema is written out: torch 2.4's schema inference does not read string annotations.
+@torch.library.custom_op(
+    "lmp_lightning::checked_value",
+    mutates_args=(),
+    schema="(Tensor value, Tensor logits, Tensor target, Tensor bad, int ignore_index, str loss)"
+    " -> Tensor",
+)
 def _checked_value(
     value: Tensor, logits: Tensor, target: Tensor, bad: Tensor, ignore_index: int, loss: str
 ) -> Tensor:

@@ -19,17 +19,19 @@ class CropSampling:
     sampler's class probabilities. Those are uniform over the classes present until the
     :class:`~lmp_lightning.callbacks.PerformanceAwareSampling` callback sets them from the
     training IoU (BASE+ and LMP of the paper use both). The sampler's state (epoch, class
-    probabilities, draws of the current epoch) is part of the data module's, so a resumed run
-    draws what an uninterrupted one draws.
+    probabilities) and the draws of the current epoch are checkpointed with the training loader
+    and the data module, so a resumed run draws what an uninterrupted one draws.
 
     Args:
         uniform_mix: probability that a draw is uniform over images (0.5: the paper's blend).
         image_choice: ``"uniform"`` over the images containing the class, or ``"pixels"``.
         points_per_class: pixels per image and class kept to centre crops on.
-        num_samples: draws per epoch (default: the number of training images).
-        shard: the sampler splits its stream across processes itself (then pass
-            ``--trainer.use_distributed_sampler false``); by default Lightning's distributed
-            sampler splits it.
+        num_samples: draws per epoch over all processes (default: the number of training
+            images; under DDP rounded up to a multiple of the number of processes).
+        shard: kept for older configurations; it changes nothing: under DDP the sampler always
+            splits its stream across the processes itself (every process takes every
+            ``world_size``-th draw), and Lightning leaves it in place whatever
+            ``--trainer.use_distributed_sampler`` says.
         cache_dir: where the class statistics are cached (default: the user's cache,
             ``~/.cache/lmp_lightning/class_statistics`` or under ``$XDG_CACHE_HOME``; never a
             data folder unless given; generated data sets such as ``synthetic`` are not cached

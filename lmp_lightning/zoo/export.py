@@ -15,6 +15,7 @@ from lmp_lightning import __version__
 from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.reports.results import ClassResults
+from lmp_lightning.weights import load_network_weights
 from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
 
 __all__ = ["export_checkpoint"]
@@ -111,7 +112,7 @@ def export_checkpoint(
         results = ClassResults.load(results)
     training_config = _read_training_config(config, ckpt_path)
 
-    checkpoint = load_checkpoint(ckpt_path)
+    checkpoint = load_checkpoint(ckpt_path, mmap=True)  # the hyper-parameters; weights below
     if not isinstance(checkpoint, dict) or not {"state_dict", "hyper_parameters"} <= set(
         checkpoint
     ):
@@ -125,11 +126,13 @@ def export_checkpoint(
     trained_from = hparams.get("encoder_weights")  # for the card: what training started from
     hparams["encoder_weights"] = None
     module = SegmentationModule(**hparams)
-    state = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("loss.")}
-    module.load_state_dict(state, strict=False)
-    missing = [k for k in module.model.state_dict() if f"model.{k}" not in state]
-    if missing:
-        raise ValueError(f"{ckpt_path}: state_dict lacks model weights, e.g. {missing[:3]}")
+    load_network_weights(
+        module.model,
+        ckpt_path,
+        module.hparams["arch"],
+        module.hparams["encoder_name"],
+        module.num_classes,
+    )
     module.eval()
 
     if results is not None and list(results.class_names) != module.class_names:
@@ -169,7 +172,7 @@ def export_checkpoint(
         encoder_weights=trained_from,
         crop_size=data.get("crop_size"),
         scale_range=[float(v) for v in scale] if scale is not None else None,
-        dataset=data.get("dataset"),
+        dataset=_dataset_name(data),
         split=results.split if results is not None else None,
         loss=loss,
         sampler=_sampler(training_config),
@@ -197,14 +200,22 @@ def _normal_permissions(directory: Path) -> None:
             path.chmod(0o666 & ~umask)
 
 
-def _input_scale(data: dict[str, Any]) -> float:
-    """The scale of the training data set's images: its ``scale`` option, else its default."""
-    options = data.get("dataset_options") or {}
-    if "scale" in options:
-        return float(options["scale"])
-    name = data.get("dataset")
-    if name is None:
-        return 1.0
-    from lmp_lightning.data.registry import get_dataset_class
+def _dataset_name(data: dict[str, Any]) -> str | None:
+    """The short name of the training config's data set (the card's ``dataset``), ``None`` when
+    it names none."""
+    if data.get("dataset") is None:
+        return None
+    from lmp_lightning.data.registry import dataset_name
 
-    return float(getattr(get_dataset_class(str(name)), "default_scale", 1.0))
+    return dataset_name(data["dataset"])
+
+
+def _input_scale(data: dict[str, Any]) -> float:
+    """The scale of the training data set's images: its ``scale`` argument, else its default.
+    The data set is ``dataset: {class_path, init_args}`` (or a name) of the training config, or
+    ``dataset: NAME`` with ``dataset_options`` in a config of lmp-lightning 0.1."""
+    if data.get("dataset") is None:
+        return 1.0
+    from lmp_lightning.data.registry import dataset_spec
+
+    return float(dataset_spec(data["dataset"], data.get("dataset_options")).input_scale)

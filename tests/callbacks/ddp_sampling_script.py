@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import Callback
 
 from lmp_lightning.callbacks import PerformanceAwareSampling
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.data.sets import Synthetic
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.sampling import CropSampling
 
@@ -34,9 +35,7 @@ class Record(Callback):
 def main() -> None:
     out, shard = Path(sys.argv[1]), bool(int(sys.argv[2]))
     data = SegmentationDataModule(
-        num_train_images=16,
-        num_val_images=2,
-        image_size=(64, 80),
+        Synthetic(num_train_images=16, num_val_images=2, image_size=(64, 80)),
         crop_size=32,
         batch_size=2,
         sampler=CropSampling(cache_dir=str(out / "cache"), shard=shard),

@@ -15,6 +15,7 @@ from lightning import Trainer
 
 from lmp_lightning.callbacks import PerformanceAwareSampling
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.data.sets import Synthetic
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.sampling import CropSampling, PerformanceAwareSampler
 
@@ -24,9 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _sampled_data(images: int, batch_size: int, sampler: CropSampling) -> SegmentationDataModule:
     """Synthetic 64x80 images, crops of 32, one validation image."""
     return SegmentationDataModule(
-        num_train_images=images,
-        num_val_images=1,
-        image_size=(64, 80),
+        Synthetic(num_train_images=images, num_val_images=1, image_size=(64, 80)),
         crop_size=32,
         batch_size=batch_size,
         sampler=sampler,
@@ -142,7 +141,8 @@ def test_drawn_pixels_are_counted_per_class_without_the_ignored() -> None:
 
 
 def test_the_callback_needs_the_data_modules_sampler(tmp_path: Path) -> None:
-    data = SegmentationDataModule(num_train_images=4, num_val_images=1, image_size=(64, 80))
+    synthetic = Synthetic(num_train_images=4, num_val_images=1, image_size=(64, 80))
+    data = SegmentationDataModule(synthetic)
     model = SegmentationModule("fpn", "resnet18", num_classes=data.num_classes)
     trainer = Trainer(
         accelerator="cpu",

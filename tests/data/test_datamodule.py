@@ -4,17 +4,13 @@ import pytest
 import torch
 
 from lmp_lightning.data import SegmentationDataModule, SyntheticStreetScenes, build_dataset
+from lmp_lightning.data.sets import Synthetic
 
 
-def _data(**kwargs: object) -> SegmentationDataModule:
-    defaults = {
-        "num_train_images": 6,
-        "num_val_images": 2,
-        "image_size": (64, 80),
-        "crop_size": 48,
-        "batch_size": 3,
-    }
-    return SegmentationDataModule(**{**defaults, **kwargs})
+def _data(num_train_images: int = 6, **kwargs: object) -> SegmentationDataModule:
+    synthetic = Synthetic(num_train_images=num_train_images, num_val_images=2, image_size=(64, 80))
+    defaults = {"crop_size": 48, "batch_size": 3}
+    return SegmentationDataModule(synthetic, **{**defaults, **kwargs})  # type: ignore[arg-type]
 
 
 def test_label_space_known_before_setup() -> None:
@@ -50,7 +46,7 @@ def test_per_image_counts() -> None:
     data = _data(num_train_images=3)
     counts = data.per_image_counts()
     assert counts.shape == (3, data.num_classes)
-    raw = build_dataset("synthetic", "train", num_images=3, image_size=(64, 80))
+    raw = build_dataset("synthetic", "train", num_train_images=3, image_size=(64, 80))
     labelled = [(raw[i]["mask"] != 255).sum() for i in range(3)]
     assert counts.sum(1).tolist() == labelled
 

@@ -13,6 +13,7 @@ import yaml
 from lmp_lightning.cli import SegmentationCLI
 from lmp_lightning.data import SegmentationDataModule
 from lmp_lightning.data.in_memory import InMemoryDataset
+from lmp_lightning.data.sets import Synthetic
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.sampling import CropSampling
 from tests.test_bad_input import folder_data
@@ -64,12 +65,12 @@ def test_in_memory_gives_the_batches_of_the_files_and_reads_each_once(
 def test_in_memory_from_a_flag_a_file_and_python(how: str, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"data": {"in_memory": True}}))
-    tiny = {"num_train_images": 2, "image_size": (64, 64)}
     if how == "python":
-        data = SegmentationDataModule(**tiny, in_memory=True)  # type: ignore[arg-type]
+        tiny = Synthetic(num_train_images=2, image_size=(64, 64))
+        data = SegmentationDataModule(tiny, in_memory=True)
     else:
         given = ["--data.in_memory=true"] if how == "flag" else [f"--config={config}"]
-        args = ["--data.num_train_images=2", "--data.image_size=[64, 64]", *given]
+        args = ["--data.dataset.num_train_images=2", "--data.dataset.image_size=[64, 64]", *given]
         data = SegmentationCLI(
             SegmentationModule, SegmentationDataModule, args=args, run=False
         ).datamodule

@@ -1,5 +1,5 @@
-"""The zoo's place among the imports: ``lmp_lightning.cli`` and ``lmp_lightning.module`` import
-the zoo, never the reverse (imports inside functions count), except ``zoo.export``, which rebuilds
+"""The zoo's place among the imports: ``lmp_lightning.cli`` and ``lmp_lightning.weights`` (the
+module's weight loading) import the zoo, never the reverse (imports inside functions count), except ``zoo.export``, which rebuilds
 a ``SegmentationModule`` from a checkpoint and is imported by neither."""
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def test_the_zoo_imports_neither_the_cli_nor_the_module(name: str) -> None:
     assert not imported & {"lmp_lightning.cli", "lmp_lightning.module"}
 
 
-@pytest.mark.parametrize("name", ["cli", "module"])
-def test_cli_and_module_leave_zoo_export_alone(name: str) -> None:
+@pytest.mark.parametrize("name", ["cli", "weights"])
+def test_cli_and_weights_leave_zoo_export_alone(name: str) -> None:
     zoo = {m for m in _imports(PACKAGE / f"{name}.py") if m.startswith("lmp_lightning.zoo")}
     assert zoo and not {m for m in zoo if m.startswith("lmp_lightning.zoo.export")}
     assert "lmp_lightning.zoo" not in zoo  # a module of the zoo, not the package's lazy names

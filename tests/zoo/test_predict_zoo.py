@@ -101,7 +101,7 @@ def test_predict_with_a_zoo_entry_and_no_data_set_labels_as_segment(
             ("input scale",),
         ),
         (  # another input scale
-            ["--data.dataset_options={scale: 0.75}"],
+            ["--data.predict_scale=0.75"],
             ("input scale 0.5 instead of 0.75",),
             ("mean", "std"),
         ),

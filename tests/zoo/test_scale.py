@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lmp_lightning.cli import run_cli
 from lmp_lightning.data import SegmentationDataModule
+from lmp_lightning.data.sets import Synthetic
 from lmp_lightning.module import SegmentationModule
 from lmp_lightning.zoo import ModelCard, SegmentationModel, export_checkpoint
 from tests.cli_args import TINY
@@ -35,6 +36,14 @@ class SizeDependent(nn.Module):
         logits = torch.zeros(x.shape[0], 2, *x.shape[-2:])
         logits[:, 1] = sign
         return logits
+
+
+class HalfScale(Synthetic):
+    """The synthetic scenes, as a data set fed at half resolution would say (``scale=0.5``)."""
+
+    @property
+    def input_scale(self) -> float:
+        return 0.5
 
 
 def _card(scale: float) -> ModelCard:
@@ -73,18 +82,26 @@ def test_card_rejects_a_bad_scale(scale: float) -> None:
         _card(scale)
 
 
-def test_export_records_the_training_scale(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"dataset": {"class_path": "lmp_lightning.data.sets.CamVid", "init_args": {"scale": 0.5}}},
+        {"dataset": {"class_path": "camvid", "init_args": {"root": "x", "scale": 0.5}}},
+        {"dataset": "camvid", "dataset_options": {"scale": 0.5}},  # a config of 0.1
+    ],
+    ids=["class-path", "short-name", "dataset-options-of-0.1"],
+)
+def test_export_records_the_training_scale(data: dict[str, object], tmp_path: Path) -> None:
     module = SegmentationModule("fpn", "resnet18", num_classes=11)
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True)
     trainer = Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)  # as Lightning writes it
-    config = {"data": {"dataset": "camvid", "dataset_options": {"scale": 0.5}}}
-    (path.parent.parent / "config.yaml").write_text(yaml.safe_dump(config))
+    (path.parent.parent / "config.yaml").write_text(yaml.safe_dump({"data": data}))
     entry = export_checkpoint(path, "camvid-half", tmp_path / "entry")
     card = ModelCard.load(entry)
-    assert card.input_scale == 0.5
+    assert card.input_scale == 0.5 and card.dataset == "camvid"
     assert "input scale: 0.5" in (entry / "README.md").read_text()
 
 
@@ -96,7 +113,7 @@ def test_predict_folder_is_resized_by_the_data_scale_and_written_at_full_size(
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(folder / "a.png")
     Image.fromarray(rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(folder / "b.png")
-    data = SegmentationDataModule(predict_dir=str(folder), dataset_options={"scale": 0.5})
+    data = SegmentationDataModule(HalfScale(), predict_dir=str(folder))
     assert data.input_scale == 0.5
     batch = next(iter(data.predict_dataloader()))
     assert tuple(batch["image"].shape[-2:]) == (32, 40)
@@ -104,9 +121,7 @@ def test_predict_folder_is_resized_by_the_data_scale_and_written_at_full_size(
     module = SegmentationModule("fpn", "resnet18", num_classes=10).eval()
     with torch.no_grad():
         assert tuple(module.predict_step(batch, 0).shape) == (1, 64, 80)
-    off = SegmentationDataModule(
-        predict_dir=str(folder), dataset_options={"scale": 0.5}, predict_rescale=False
-    )
+    off = SegmentationDataModule(HalfScale(), predict_dir=str(folder), predict_rescale=False)
     assert tuple(next(iter(off.predict_dataloader()))["image"].shape[-2:]) == (64, 80)
     # through the CLI: labels written at each image's own size
     out = tmp_path / "run"
@@ -115,7 +130,7 @@ def test_predict_folder_is_resized_by_the_data_scale_and_written_at_full_size(
             "predict",
             *TINY,
             f"--data.predict_dir={folder}",
-            "--data.dataset_options={scale: 0.5}",
+            "--data.dataset=tests.zoo.test_scale.HalfScale",
             f"--trainer.default_root_dir={out}",
         ]
     )

@@ -101,7 +101,11 @@ def _run(stage: str, *args: Any, auto: bool = False, device_type: str = "cpu") -
     if auto and device_type in _NO_COMPILER:  # compiling failed earlier in this call
         return _STAGES[stage](*args)
     try:
-        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+        # torch 2.6 renamed cache_size_limit to recompile_limit
+        name = "recompile_limit"
+        if not hasattr(torch._dynamo.config, name):
+            name = "cache_size_limit"
+        with torch._dynamo.config.patch(name, RECOMPILE_LIMIT):
             return _compiled(stage)(*args)
     except BackendCompilerFailed as error:  # no C++ compiler, no Triton
         inner = getattr(error, "inner_exception", None)  # the compiler's own error
