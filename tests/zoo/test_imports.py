@@ -1,6 +1,7 @@
 """The zoo's place among the imports: ``lmp_lightning.cli`` and ``lmp_lightning.weights`` (the
-module's weight loading) import the zoo, never the reverse (imports inside functions count), except ``zoo.export``, which rebuilds
-a ``SegmentationModule`` from a checkpoint and is imported by neither."""
+module's weight loading) import the zoo, never the reverse (imports inside functions count),
+except ``zoo.export``, which rebuilds a ``SegmentationModule`` from a checkpoint and is imported
+by neither."""
 
 from __future__ import annotations
 
