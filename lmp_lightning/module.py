@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRSchedulerConfig
+from lightning.pytorch.utilities.types import STEP_OUTPUT, OptimizerLRScheduler
 from torch import Tensor
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -372,7 +372,7 @@ class SegmentationModule(LightningModule):
                     f"num_classes={saved.get('num_classes')!r})"
                 )
 
-    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = build_optimizer(self.optimizer_factory, self.parameters())
         scheduler = build_lr_scheduler(self.lr_scheduler_factory, optimizer)
         total = max(1, int(self.trainer.estimated_stepping_batches))
