@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from lightning import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset
 
 from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.loaders import (
@@ -20,6 +17,7 @@ from lmp_lightning.data.loaders import (
     ResumableLoader,
     SamplerShard,
     TransformedDataset,
+    pad_collate,
 )
 from lmp_lightning.data.registry import dataset_spec
 from lmp_lightning.data.spec import DatasetSpec, run_seed
@@ -34,6 +32,7 @@ if TYPE_CHECKING:
 from lmp_lightning.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    check_normalisation,
     eval_transform,
     train_transform,
 )
@@ -42,6 +41,7 @@ __all__ = [
     "EpochShuffle",
     "SegmentationDataModule",
     "TransformedDataset",
+    "pad_collate",
     "predict_input_scale",
     "run_seed",
 ]
@@ -49,47 +49,6 @@ __all__ = [
 
 MAX_CROP_SIZE = 4096
 """The largest training crop side (a Cityscapes frame is 2048 x 1024)."""
-
-
-def _check_normalisation(mean: Sequence[float], std: Sequence[float]) -> None:
-    """``mean`` and ``std`` of three finite numbers each, ``std`` within [1e-6, 1e3] (a std of
-    0 divides every pixel by zero)."""
-    for name, values in (("mean", mean), ("std", std)):
-        if len(values) != 3 or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            for v in values
-        ):
-            raise ValueError(f"{name} must be three finite numbers (R, G, B), got {list(values)}")
-    if not all(1e-6 <= v <= 1e3 for v in std):
-        raise ValueError(f"std must lie within [1e-6, 1e3] in each channel, got {list(std)}")
-
-
-def pad_collate(batch: list[dict[str, Tensor]], ignore_index: int = 255) -> dict[str, Tensor]:
-    """Collates full-size evaluation samples of different sizes: images are padded with 0 and
-    masks with ``ignore_index`` at the bottom and right to the largest in the batch, so padding
-    takes no part in the metrics; ``size`` holds each sample's own ``(H, W)``.
-
-    Example:
-        >>> a = {"image": torch.ones(3, 2, 3), "mask": torch.zeros(2, 3, dtype=torch.long)}
-        >>> b = {"image": torch.ones(3, 4, 2), "mask": torch.zeros(4, 2, dtype=torch.long)}
-        >>> out = pad_collate([a, b])
-        >>> tuple(out["image"].shape), out["mask"][0, 3].tolist(), out["size"].tolist()
-        ((2, 3, 4, 3), [255, 255, 255], [[2, 3], [4, 2]])
-    """
-    height = max(int(s["image"].shape[-2]) for s in batch)
-    width = max(int(s["image"].shape[-1]) for s in batch)
-    out = default_collate(
-        [{k: v for k, v in s.items() if k not in ("image", "mask")} for s in batch]
-    )
-
-    def pad(x: Tensor, value: float) -> Tensor:
-        return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]), value=value)
-
-    out["image"] = torch.stack([pad(s["image"], 0.0) for s in batch])
-    if all("mask" in s for s in batch):
-        out["mask"] = torch.stack([pad(s["mask"], ignore_index) for s in batch])
-    out["size"] = torch.tensor([list(s["image"].shape[-2:]) for s in batch])
-    return out
 
 
 class SegmentationDataModule(LightningDataModule):
@@ -196,7 +155,7 @@ class SegmentationDataModule(LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         if crop_size > MAX_CROP_SIZE:
             raise ValueError(f"crop_size must be at most {MAX_CROP_SIZE} pixels, got {crop_size}")
-        _check_normalisation(mean, std)
+        check_normalisation(mean, std)
         names = predict_class_names
         if names is not None and (not names or len(set(names)) != len(names)):
             raise ValueError(f"predict_class_names must be unique and non-empty, got {names}")
@@ -310,8 +269,6 @@ class SegmentationDataModule(LightningDataModule):
 
     def _build_sampler(self, sampling: CropSampling) -> None:
         """The class statistics (cached), the class-centred crops and the sampler of a fit."""
-        from lmp_lightning.sampling import ClassCenteredCrops, PerformanceAwareSampler
-
         hp: Any = self.hparams
         rank, world = self._rank_world()
         stats = self.class_statistics(
@@ -319,27 +276,10 @@ class SegmentationDataModule(LightningDataModule):
             cache_dir=sampling.cache_dir,
             progress=rank == 0,
         )
-        self._crops = ClassCenteredCrops(
-            self.train_dataset_raw(),
-            stats,
-            hp.crop_size,
-            hp.scale_range,
-            hp.mean,
-            hp.std,
-            self.ignore_index,
-        )
-        # one stream over all processes, each taking every world-th draw (``shard`` or not),
-        # rounded up to equal shares as DistributedSampler pads: as many batches on every rank
-        draws = stats.num_images if sampling.num_samples is None else sampling.num_samples
-        self.train_sampler = PerformanceAwareSampler(
-            stats,
-            math.ceil(draws / world) * world,
-            sampling.uniform_mix,
-            sampling.image_choice,
-            seed=hp.seed,
-            rank=rank,
-            num_replicas=world,
-        )
+        self._crops, self.train_sampler = sampling.build(
+            self.train_dataset_raw(), stats, hp.crop_size, hp.scale_range, hp.mean, hp.std,
+            self.ignore_index, hp.seed, rank, world,
+        )  # fmt: skip
         if self._sampler_state is not None:
             self._restore_sampler(self._sampler_state)
 

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import albumentations as A
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
 from torch import Generator, Tensor, randperm
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from lmp_lightning.data.base import SegmentationDataset
 from lmp_lightning.errors import InputError
@@ -34,6 +36,7 @@ __all__ = [
     "SamplerShard",
     "TransformedDataset",
     "epoch_seed",
+    "pad_collate",
 ]
 
 T = TypeVar("T")
@@ -293,3 +296,31 @@ class ResumableLoader(DataLoader[T]):
             epoch, batches = epoch + 1, 0
         self.epochs.set_epoch(epoch)
         self._resume = (epoch, batches) if batches else None
+
+
+def pad_collate(batch: list[dict[str, Tensor]], ignore_index: int = 255) -> dict[str, Tensor]:
+    """Collates full-size evaluation samples of different sizes: images are padded with 0 and
+    masks with ``ignore_index`` at the bottom and right to the largest in the batch, so padding
+    takes no part in the metrics; ``size`` holds each sample's own ``(H, W)``.
+
+    Example:
+        >>> a = {"image": torch.ones(3, 2, 3), "mask": torch.zeros(2, 3, dtype=torch.long)}
+        >>> b = {"image": torch.ones(3, 4, 2), "mask": torch.zeros(4, 2, dtype=torch.long)}
+        >>> out = pad_collate([a, b])
+        >>> tuple(out["image"].shape), out["mask"][0, 3].tolist(), out["size"].tolist()
+        ((2, 3, 4, 3), [255, 255, 255], [[2, 3], [4, 2]])
+    """
+    height = max(int(s["image"].shape[-2]) for s in batch)
+    width = max(int(s["image"].shape[-1]) for s in batch)
+    out = default_collate(
+        [{k: v for k, v in s.items() if k not in ("image", "mask")} for s in batch]
+    )
+
+    def pad(x: Tensor, value: float) -> Tensor:
+        return F.pad(x, (0, width - x.shape[-1], 0, height - x.shape[-2]), value=value)
+
+    out["image"] = torch.stack([pad(s["image"], 0.0) for s in batch])
+    if all("mask" in s for s in batch):
+        out["mask"] = torch.stack([pad(s["mask"], ignore_index) for s in batch])
+    out["size"] = torch.tensor([list(s["image"].shape[-2:]) for s in batch])
+    return out

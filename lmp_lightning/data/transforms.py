@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import albumentations as A
@@ -12,6 +13,7 @@ from albumentations.pytorch import ToTensorV2
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "check_normalisation",
     "eval_transform",
     "rescale_image",
     "rescale_label",
@@ -141,3 +143,16 @@ def rescale_label(label: np.ndarray, scale: float) -> np.ndarray:
         return label
     height, width = scaled_size(label.shape[0], label.shape[1], scale)
     return cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def check_normalisation(mean: Sequence[float], std: Sequence[float]) -> None:
+    """``mean`` and ``std`` of three finite numbers each, ``std`` within [1e-6, 1e3] (a std of
+    0 divides every pixel by zero)."""
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) != 3 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise ValueError(f"{name} must be three finite numbers (R, G, B), got {list(values)}")
+    if not all(1e-6 <= v <= 1e3 for v in std):
+        raise ValueError(f"std must lie within [1e-6, 1e3] in each channel, got {list(std)}")

@@ -87,3 +87,38 @@ class CropSampling:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}({args})"
+
+    def build(
+        self,
+        dataset: Any,
+        stats: Any,
+        crop_size: int,
+        scale_range: tuple[float, float],
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        ignore_index: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+    ) -> tuple[Any, Any]:
+        """The class-centred crops of ``dataset`` (untransformed training images with their
+        class statistics ``stats``) and the performance-aware sampler that indexes them: one
+        stream over all ``world`` processes, each taking every world-th draw, the draws
+        rounded up to equal shares as DistributedSampler pads (as many batches on every
+        process)."""
+        import math
+
+        from lmp_lightning.sampling import ClassCenteredCrops, PerformanceAwareSampler
+
+        crops = ClassCenteredCrops(dataset, stats, crop_size, scale_range, mean, std, ignore_index)
+        draws = stats.num_images if self.num_samples is None else self.num_samples
+        sampler = PerformanceAwareSampler(
+            stats,
+            math.ceil(draws / world) * world,
+            self.uniform_mix,
+            self.image_choice,
+            seed=seed,
+            rank=rank,
+            num_replicas=world,
+        )
+        return crops, sampler
