@@ -16,10 +16,10 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lmp_lightning.data import camvid, cityscapes, folder, synthetic, voc
-from lmp_lightning.data.base import Split
+from lmp_lightning.data.base import SegmentationDataset, Split
 from lmp_lightning.data.registry import register_dataset
 from lmp_lightning.data.spec import DatasetSpec, FileDatasetSpec, check_scale, run_seed
 
@@ -78,8 +78,26 @@ class Synthetic(DatasetSpec):
         return seeded
 
 
+class _ScaledFiles(FileDatasetSpec):
+    """A data set read from files at a resize factor (CamVid, Cityscapes): its ``root`` and
+    ``scale``, the splits built by its ``dataset_class``."""
+
+    dataset_class: ClassVar[Any]
+
+    def __init__(self, root: str | None = None, scale: float | None = None) -> None:
+        check_scale(scale)
+        self.root, self.scale = root, scale
+
+    @property
+    def input_scale(self) -> float:
+        return float(self.dataset_class.default_scale if self.scale is None else self.scale)
+
+    def build(self, split: Split) -> SegmentationDataset:
+        return self.dataset_class(self.data_dir(), split, scale=self.scale)
+
+
 @register_dataset("camvid")
-class CamVid(FileDatasetSpec):
+class CamVid(_ScaledFiles):
     """CamVid in SegNet's 11-class layout: :class:`lmp_lightning.data.CamVid`.
 
     Args:
@@ -90,20 +108,9 @@ class CamVid(FileDatasetSpec):
 
     dataset_class: ClassVar[type[camvid.CamVid]] = camvid.CamVid
 
-    def __init__(self, root: str | None = None, scale: float | None = None) -> None:
-        check_scale(scale)
-        self.root, self.scale = root, scale
-
-    @property
-    def input_scale(self) -> float:
-        return float(self.dataset_class.default_scale if self.scale is None else self.scale)
-
-    def build(self, split: Split) -> camvid.CamVid:
-        return self.dataset_class(self.data_dir(), split, scale=self.scale)
-
 
 @register_dataset("cityscapes")
-class Cityscapes(FileDatasetSpec):
+class Cityscapes(_ScaledFiles):
     """Cityscapes' fine annotations on the 19 train ids: :class:`lmp_lightning.data.Cityscapes`.
 
     Args:
@@ -112,17 +119,6 @@ class Cityscapes(FileDatasetSpec):
     """
 
     dataset_class: ClassVar[type[cityscapes.Cityscapes]] = cityscapes.Cityscapes
-
-    def __init__(self, root: str | None = None, scale: float | None = None) -> None:
-        check_scale(scale)
-        self.root, self.scale = root, scale
-
-    @property
-    def input_scale(self) -> float:
-        return float(self.dataset_class.default_scale if self.scale is None else self.scale)
-
-    def build(self, split: Split) -> cityscapes.Cityscapes:
-        return self.dataset_class(self.data_dir(), split, scale=self.scale)
 
 
 @register_dataset("voc")
