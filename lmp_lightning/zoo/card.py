@@ -221,7 +221,14 @@ class ModelCard:
         that scale for the measured metrics), or ``""``."""
         data = self.training_config.get("data") or {}
         data = data.get("init_args", data) if isinstance(data, dict) else {}
-        options = data.get("dataset_options") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return ""
+        dataset = data.get("dataset")
+        if isinstance(dataset, dict) and isinstance(dataset.get("init_args"), dict):
+            # dataset: {class_path, init_args}; the root is a folder of the training machine
+            options = {k: v for k, v in dataset["init_args"].items() if k != "root"}
+        else:  # dataset: NAME with dataset_options (a config of lmp-lightning 0.1)
+            options = data.get("dataset_options")
         if not options:
             return ""
         return f", options {options} (trained and evaluated with them; resize inputs alike)"
