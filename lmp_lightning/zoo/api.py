@@ -9,6 +9,8 @@ from lmp_lightning.zoo.card import ModelCard
 from lmp_lightning.zoo.index import ZooEntry, read_index, resolve
 
 if TYPE_CHECKING:
+    import torch
+
     from lmp_lightning.zoo.model import SegmentationModel
 
 __all__ = ["info", "list_models", "load"]
@@ -85,12 +87,17 @@ def info(name_or_path: str | Path, index: str | Path | None = None) -> dict[str,
     return {**ModelCard.load(directory).to_dict(), "path": str(directory.resolve())}
 
 
-def load(name_or_path: str | Path, index: str | Path | None = None) -> SegmentationModel:
+def load(
+    name_or_path: str | Path, index: str | Path | None = None, dtype: torch.dtype | None = None
+) -> SegmentationModel:
     """A verified zoo model in eval mode; ``model.segment(image)`` labels an RGB image.
 
     Args:
         name_or_path: an entry name of :func:`list_models` or an entry directory.
         index: another ``index.json``.
+        dtype: the floating-point type to run the network in (default ``torch.float32``, also
+            for an entry whose weights are stored as float16; ``torch.bfloat16`` is faster on a
+            CPU with bf16 instructions and may change a few labels).
 
     Returns:
         The model (see :class:`~lmp_lightning.zoo.model.SegmentationModel`).
@@ -110,7 +117,9 @@ def load(name_or_path: str | Path, index: str | Path | None = None) -> Segmentat
         ...
         KeyError: "'/nonexistent/entry' is neither a zoo entry nor an entry directory; ..."
     """
+    import torch
+
     from lmp_lightning.zoo.model import load_entry  # PyTorch: only when a model is loaded
 
     directory, expected = _locate(name_or_path, index)
-    return load_entry(directory, expected)
+    return load_entry(directory, expected, dtype or torch.float32)

@@ -23,6 +23,7 @@ __all__ = [
     "INPUT_SCALE_RANGE",
     "MEAN_RANGE",
     "STD_RANGE",
+    "WEIGHTS_DTYPES",
     "WEIGHTS_FILE",
     "ModelCard",
     "check_pins",
@@ -45,6 +46,8 @@ INPUT_SCALE_RANGE = (0.05, 4.0)
 """The allowed range of ``input_scale``: the data sets are trained at 0.5 (CamVid) to 1.0;
 below 0.05 a 2048x1024 image shrinks to fewer than four stride-32 cells a side, above 4 an image
 grows to 16 times its pixels."""
+WEIGHTS_DTYPES = ("float32", "float16", "bfloat16")
+"""The types an entry's weights may be stored in (``weights_dtype``)."""
 
 
 def _is_int(value: object) -> bool:
@@ -94,6 +97,9 @@ class ModelCard:
         date: the export date (ISO 8601).
         version: the lmp_lightning version that exported the entry.
         source_checkpoint: the file name of the exported checkpoint.
+        weights_dtype: the floating-point type of the stored weights (one of
+            :data:`WEIGHTS_DTYPES`; ``"float16"`` halves the file). :func:`~lmp_lightning.zoo.load`
+            runs them in float32 unless asked for another type.
 
     The numbers are checked when a card is made or read, each failure one line naming the field
     and what is allowed: ``in_channels``, ``num_classes`` and ``stride`` are positive integers,
@@ -143,6 +149,7 @@ class ModelCard:
     date: str = ""
     version: str = ""
     source_checkpoint: str | None = None
+    weights_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         where = f"card {self.name!r}"
@@ -173,6 +180,11 @@ class ModelCard:
             raise ValueError(
                 f"{where}: input_scale must be a real number in {_fmt(INPUT_SCALE_RANGE)} (the "
                 f"factor an image is resized by; 0.5 for CamVid), got {self.input_scale!r}"
+            )
+        if self.weights_dtype not in WEIGHTS_DTYPES:
+            raise ValueError(
+                f"{where}: weights_dtype must be one of {list(WEIGHTS_DTYPES)}, got "
+                f"{self.weights_dtype!r}"
             )
         self._check_normalisation(where)
         check_pins(self.weights_sha256, where, "weights_sha256")
@@ -224,6 +236,7 @@ class ModelCard:
         if not isinstance(data, dict):
             return ""
         dataset = data.get("dataset")
+        options: Any
         if isinstance(dataset, dict) and isinstance(dataset.get("init_args"), dict):
             # dataset: {class_path, init_args}; the root is a folder of the training machine
             options = {k: v for k, v in dataset["init_args"].items() if k != "root"}
@@ -341,6 +354,8 @@ class ModelCard:
             "labels at the image's size)",
             f"- encoder weights at the start of training: {self._encoder_weights()}",
             f"- ignore_index: {self.ignore_index}",
+            f"- weights stored as {self.weights_dtype}"
+            + ("" if self.weights_dtype == "float32" else " (`zoo.load` runs them in float32)"),
             "",
             "## Training",
             "",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lmp_lightning.errors import InputError
 from lmp_lightning.zoo.api import info
-from lmp_lightning.zoo.card import ModelCard
+from lmp_lightning.zoo.card import WEIGHTS_DTYPES, ModelCard
 from lmp_lightning.zoo.index import add_to_index, index_entry, read_index, resolve
 
 if TYPE_CHECKING:
@@ -163,6 +163,13 @@ def zoo_main(args: list[str], validate: Validate | None = None) -> None:
         "its folder",
     )
     export.add_argument("--license", default="MIT")
+    export.add_argument(
+        "--weights-dtype",
+        default="float32",
+        choices=list(WEIGHTS_DTYPES),
+        help="the type the weights are stored in: float16 halves the file (zoo.load runs it in "
+        "float32; the card's metrics are those of --results or of the checkpoint)",
+    )
     push = sub.add_parser("push", help="an entry to the Hugging Face Hub and/or W&B")
     push.add_argument("directory")
     push.add_argument("--repo-id", default=None, help="Hugging Face Hub repository id")
@@ -193,6 +200,7 @@ def zoo_main(args: list[str], validate: Validate | None = None) -> None:
             results=opts.results or _results_for(Path(opts.ckpt), opts.config, validate),
             license=opts.license,
             config=opts.config,
+            weights_dtype=opts.weights_dtype,
         )
         print(f"zoo entry written to {path}")
         if opts.index:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from lmp_lightning import __version__
@@ -16,7 +17,13 @@ from lmp_lightning.checkpoints import load_checkpoint
 from lmp_lightning.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lmp_lightning.reports.results import ClassResults
 from lmp_lightning.weights import load_network_weights
-from lmp_lightning.zoo.card import CONFIG_FILE, WEIGHTS_FILE, ModelCard, sha256_file
+from lmp_lightning.zoo.card import (
+    CONFIG_FILE,
+    WEIGHTS_DTYPES,
+    WEIGHTS_FILE,
+    ModelCard,
+    sha256_file,
+)
 
 __all__ = ["export_checkpoint"]
 
@@ -64,6 +71,7 @@ def export_checkpoint(
     results: str | Path | ClassResults | None = None,
     license: str = "MIT",
     config: str | Path | dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Writes a zoo entry from a Lightning checkpoint of ``SegmentationModule``.
 
@@ -85,6 +93,10 @@ def export_checkpoint(
         config: the training configuration (the CLI's ``config.yaml``, its path, or a dict);
             by default the ``config.yaml`` of the checkpoint's run directory, if any. Source of
             the loss, sampler, data set, crop size and normalisation on the card.
+        weights_dtype: the type the floating-point weights are stored in
+            (:data:`~lmp_lightning.zoo.card.WEIGHTS_DTYPES`): ``"float16"`` halves the file;
+            :func:`~lmp_lightning.zoo.load` runs them in float32. Measure the card's metrics
+            from the exported entry (``zoo.load``), not from the checkpoint.
 
     Returns:
         ``out_dir``.
@@ -92,8 +104,8 @@ def export_checkpoint(
     Raises:
         FileNotFoundError: ``ckpt_path``, ``results`` or ``config`` does not exist.
         FileExistsError: ``out_dir`` exists and is not empty (the message names it).
-        ValueError: the checkpoint is not one of ``SegmentationModule``, or the results have
-            other classes than the model.
+        ValueError: the checkpoint is not one of ``SegmentationModule``, the results have
+            other classes than the model, or ``weights_dtype`` is not one of the types.
 
     Example:
         >>> export_checkpoint("/nonexistent.ckpt", "demo", "/tmp/entry")
@@ -104,6 +116,10 @@ def export_checkpoint(
     from lmp_lightning.module import SegmentationModule  # heavy import, only when exporting
 
     ckpt_path, out_dir = Path(ckpt_path), Path(out_dir)
+    if weights_dtype not in WEIGHTS_DTYPES:
+        raise ValueError(
+            f"weights_dtype must be one of {list(WEIGHTS_DTYPES)}, got {weights_dtype!r}"
+        )
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {str(ckpt_path)!r}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -155,6 +171,8 @@ def export_checkpoint(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model: Any = module.model  # a segmentation_models_pytorch model (SMPHubMixin)
+    if weights_dtype != "float32":  # floating-point parameters and buffers; counters stay int
+        model.to(getattr(torch, weights_dtype))
     model.save_pretrained(out_dir)
     scale = data.get("scale_range")
     card = ModelCard(
@@ -183,6 +201,7 @@ def export_checkpoint(
         date=datetime.date.today().isoformat(),
         version=__version__,
         source_checkpoint=ckpt_path.name,
+        weights_dtype=weights_dtype,
     )
     card.save(out_dir)
     (out_dir / "README.md").write_text(card.readme())  # replaces smp's generic card

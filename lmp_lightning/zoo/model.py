@@ -64,6 +64,9 @@ class SegmentationModel(nn.Module):
         pad_h, pad_w = -H % self.stride, -W % self.stride
         if pad_h or pad_w:
             image = F.pad(image, (0, pad_w, 0, pad_h))
+        weight = next(self.model.parameters(), None)  # run in the network's own type
+        if weight is not None and image.is_floating_point():
+            image = image.to(weight.dtype)
         logits: Tensor = self.model(image)
         return logits[..., :H, :W]
 
@@ -113,7 +116,7 @@ class SegmentationModel(nn.Module):
         """
         self._check(image)
         scale = float(self.card.input_scale) if rescale else 1.0
-        logits = self(self.normalise(rescale_image(image, scale)))
+        logits = self(self.normalise(rescale_image(image, scale))).float()
         if logits.shape[-2:] != image.shape[:2]:
             logits = F.interpolate(
                 logits, size=image.shape[:2], mode="bilinear", align_corners=False
@@ -180,7 +183,9 @@ def _verify(directory: Path, pins: Mapping[str, str], source: str) -> None:
 
 
 def load_entry(
-    directory: str | Path, expected_sha256: Mapping[str, str] | None = None
+    directory: str | Path,
+    expected_sha256: Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> SegmentationModel:
     """Loads a zoo entry directory after verifying it.
 
@@ -196,6 +201,8 @@ def load_entry(
     Args:
         directory: the entry directory (``card.json``, ``config.json``, ``model.safetensors``).
         expected_sha256: further digests by file name that the files must have.
+        dtype: the floating-point type to run the network in, whatever type its weights are
+            stored in (the card's ``weights_dtype``).
 
     Returns:
         The model in eval mode.
@@ -247,7 +254,7 @@ def load_entry(
         # huggingface_hub prints "Loading weights from local directory" on every load
         with contextlib.redirect_stdout(io.StringIO()):
             # encoder_weights=None: the entry's weights replace them, nothing is downloaded
-            model = smp.from_pretrained(str(directory), encoder_weights=None)
+            model = smp.from_pretrained(str(directory), encoder_weights=None).to(dtype)
     except RuntimeError as error:  # missing or unexpected keys
         detail = " ".join(str(error).split())[:300]
         raise ValueError(

@@ -324,3 +324,57 @@ def test_malformed_index_entries(tmp_path: Path, spec: dict, message: str) -> No
 def test_card_requires_consistent_classes() -> None:
     with pytest.raises(ValueError, match="class_names has 2 names but num_classes=3"):
         ModelCard("x", "fpn", "resnet18", 3, 3, ["a", "b"])
+
+
+def test_float16_weights_halve_the_file_and_run_in_float32(
+    checkpoint: Path, entry: Path, module: SegmentationModule, tmp_path: Path
+) -> None:
+    half = export_checkpoint(checkpoint, "fpn-half", tmp_path / "half", weights_dtype="float16")
+    size = (half / "model.safetensors").stat().st_size
+    assert size < 0.55 * (entry / "model.safetensors").stat().st_size
+    from safetensors import safe_open
+
+    with safe_open(str(half / "model.safetensors"), "pt") as stored:
+        dtypes = {stored.get_slice(k).get_dtype() for k in stored.keys()}
+    assert "F16" in dtypes and "F32" not in dtypes  # every floating tensor halved
+    card = ModelCard.load(half)
+    assert card.weights_dtype == "float16" and ModelCard.load(entry).weights_dtype == "float32"
+    assert "weights stored as float16" in (half / "README.md").read_text()
+    model = load(half)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    # the network's weights are the checkpoint's, rounded to float16 and back
+    for name, value in module.model.state_dict().items():
+        loaded = model.model.state_dict()[name]
+        expected = value.half().to(value.dtype) if value.is_floating_point() else value
+        torch.testing.assert_close(loaded, expected, rtol=0, atol=0, msg=name)
+    image = np.random.default_rng(1).integers(0, 256, (40, 52, 3), dtype=np.uint8)
+    agree = (model.segment(image) == load(entry).segment(image)).mean()
+    assert agree > 0.99
+
+
+def test_load_runs_in_the_type_asked_for(entry: Path) -> None:
+    model = load(entry, dtype=torch.bfloat16)
+    assert {p.dtype for p in model.model.parameters()} == {torch.bfloat16}
+    image = np.random.default_rng(2).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    labels = model.segment(image)
+    assert labels.shape == (37, 50) and labels.dtype == np.int64
+    assert (labels == load(entry).segment(image)).mean() > 0.9
+
+
+def test_a_bad_weights_dtype_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="weights_dtype must be one of"):
+        export_checkpoint(checkpoint, "x", tmp_path / "x", weights_dtype="int8")
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(ValueError, match="card 'x': weights_dtype must be one of"):
+        ModelCard("x", "fpn", "resnet18", 3, 3, CLASSES, weights_dtype="float64")
+
+
+def test_export_flag_stores_float16(checkpoint: Path, results: Path, tmp_path: Path) -> None:
+    from lmp_lightning.zoo.cli import zoo_main
+
+    out = tmp_path / "half"
+    args = ["export", str(checkpoint), "--name", "h", "--out", str(out), "--results", str(results)]
+    zoo_main([*args, "--weights-dtype", "float16"])
+    assert ModelCard.load(out).weights_dtype == "float16"
+    with pytest.raises(SystemExit):  # argparse names the choices
+        zoo_main([*args[:-4], "--out", str(tmp_path / "b"), "--weights-dtype", "int8"])
