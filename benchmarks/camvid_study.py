@@ -428,12 +428,12 @@ def measure_full_size(entry: Path, data_root: Path = CAMVID) -> Any:
     )
 
 
-def export(variants: list[str], results: Path, zoo: Path) -> None:
+def export(variants: list[str], results: Path, zoo: Path, weights_dtype: str = "float16") -> None:
     """Exports, for each variant, the seed whose val mIoU is closest to the variant's mean over
     seeds (a typical run, not the luckiest) as ``zoo/camvid-<variant>`` with ``lmp-seg zoo
-    export``'s function, measures the shipped file on full-size val frames through ``segment()``
-    (which applies the entry's input scale) and writes those metrics into its card, and lists it
-    in ``zoo/index.json`` with its digest."""
+    export``'s function (weights stored as ``weights_dtype``), measures the shipped file on
+    full-size val frames through ``segment()`` (which applies the entry's input scale) and
+    writes those metrics into its card, and lists it in ``zoo/index.json`` with its digest."""
     from lmp_lightning.reports import ClassResults
     from lmp_lightning.zoo import ModelCard, export_checkpoint
     from lmp_lightning.zoo.index import add_to_index
@@ -454,7 +454,9 @@ def export(variants: list[str], results: Path, zoo: Path) -> None:
         out = zoo / name
         if out.exists():
             shutil.rmtree(out)  # the study's own entry, rebuilt from its run
-        export_checkpoint(ROOT / meta["checkpoint"], name, out, results=typical)
+        export_checkpoint(
+            ROOT / meta["checkpoint"], name, out, results=typical, weights_dtype=weights_dtype
+        )
         full = measure_full_size(out)
         card = ModelCard.load(out)
         card.metrics = {
@@ -498,6 +500,7 @@ def main() -> None:
     exp.add_argument("--variants", nargs="+", default=["base_plus", "lmp"], choices=list(VARIANTS))
     exp.add_argument("--results", type=Path, default=ROOT / "docs" / "results" / "camvid")
     exp.add_argument("--zoo", type=Path, default=ROOT / "zoo")
+    exp.add_argument("--weights-dtype", default="float16", choices=["float32", "float16"])
     opts = parser.parse_args()
     if opts.command == "run":
         for seed in opts.seeds:
@@ -511,7 +514,7 @@ def main() -> None:
                     opts.tag,
                 )
     elif opts.command == "export":
-        export(opts.variants, opts.results, opts.zoo)
+        export(opts.variants, opts.results, opts.zoo, opts.weights_dtype)
     elif opts.tuning:
         print(tuning_report(opts.results))
     else:
