@@ -80,6 +80,8 @@ class SegmentationCLI(LightningCLI):
     ) -> None:
         self.interrupt = interrupt if interrupt is not None else InterruptCheckpoint()
         kwargs.setdefault("trainer_class", SegmentationTrainer)
+        # Lightning's default (True) seeds with 0 too, warning "No seed found" on every run
+        kwargs.setdefault("seed_everything_default", 0)
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:

@@ -17,6 +17,7 @@ NOISE = {
     "litmodels": "Lightning's advert for its model registry",
     "LeafSpec": "the deprecation warning of torch's pytree that Lightning triggers",
     "tensorboardX": "Lightning's notice that tensorboardX is no longer one of its dependencies",
+    "No seed found": "Lightning's warning of a run without a seed (lmp-seg's default seed is 0)",
 }
 """Text of the known notices, with what each one is."""
 
@@ -50,3 +51,5 @@ def test_a_fit_shows_no_adverts_or_deprecation_notices(tmp_path: Path) -> None:
     assert "Per-class IoU (val" in output  # ours
     assert "GPU available:" in output  # Lightning's own logging is not silenced
     assert "log_every_n_steps" in output  # nor are its other warnings
+    (config,) = tmp_path.rglob("config.yaml")
+    assert "seed_everything: 0\n" in config.read_text()  # the seed a run without one took
