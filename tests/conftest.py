@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -19,3 +21,15 @@ def _user_cache_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) 
     import os
 
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("user-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _subnormals_kept() -> Iterator[None]:
+    """Each test starts with subnormal floats: Inductor's kernels are built with ``-ffast-math``
+    in torch 2.4 and 2.5 (not in the newest releases), which flushes them to zero for the whole
+    process once a compiled function runs (pytorch/pytorch#126848); hypothesis then refuses to
+    draw floats in a later test."""
+    yield
+    import torch
+
+    torch.set_flush_denormal(False)

@@ -6,6 +6,7 @@ and window offsets, in float64, and is differentiated by autograd through those 
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import subprocess
@@ -419,8 +420,11 @@ def no_compiler_at(failing: str) -> object:
 
     from lmp_lightning.losses.functional import locally_adaptive
 
+    # (backend_fn, inner_exception), and in newer torch the first useful frame too
+    extra = (None,) * (len(inspect.signature(BackendCompilerFailed.__init__).parameters) - 3)
+
     def fails(*args: object) -> None:
-        raise BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), None)
+        raise BackendCompilerFailed(lambda: None, RuntimeError("no working C++ compiler"), *extra)
 
     return lambda stage: fails if stage == failing else locally_adaptive._STAGES[stage]
 
