@@ -171,8 +171,7 @@ def export_checkpoint(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model: Any = module.model  # a segmentation_models_pytorch model (SMPHubMixin)
-    if weights_dtype != "float32":  # floating-point parameters and buffers; counters stay int
-        model.to(getattr(torch, weights_dtype))
+    model.to(getattr(torch, weights_dtype))  # floating-point tensors only; counters stay int
     model.save_pretrained(out_dir)
     scale = data.get("scale_range")
     card = ModelCard(
