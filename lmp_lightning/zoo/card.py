@@ -246,6 +246,30 @@ class ModelCard:
             return ""
         return f", options {options} (trained and evaluated with them; resize inputs alike)"
 
+    def _optimisation(self) -> list[str]:
+        """The optimiser, its schedule and the training length of the training config, as
+        README lines (none where the card has no training config)."""
+        model, trainer, data = (
+            _init_args(self.training_config.get(key)) for key in ("model", "trainer", "data")
+        )
+        lines = []
+        optimizer, scheduler = model.get("optimizer"), model.get("lr_scheduler")
+        if isinstance(optimizer, dict):
+            lines.append(
+                f"- optimiser: {_describe(_set_args(optimizer))}"
+                + (f", schedule: {_describe(_set_args(scheduler))}" if scheduler else "")
+            )
+        steps, epochs = (trainer.get(k) for k in ("max_steps", "max_epochs"))
+        length = None
+        if isinstance(steps, int) and steps > 0:  # -1: no step limit
+            length = f"{steps} steps"
+        elif isinstance(epochs, int) and epochs > 0:
+            length = f"{epochs} epochs"
+        if length:
+            batch = data.get("batch_size")
+            lines.append(f"- length: {length}" + (f" of batch {batch}" if _is_int(batch) else ""))
+        return lines
+
     def _encoder_weights(self) -> str:
         from lmp_lightning.encoder_weights import packaged_weights
 
@@ -364,6 +388,7 @@ class ModelCard:
             f"{self.scale_range or 'unknown'}",
             f"- loss: {_describe(self.loss)}",
             f"- sampler: {_describe(self.sampler) if self.sampler else 'none'}",
+            *self._optimisation(),
             "",
             "## Metrics",
             "",
@@ -394,6 +419,30 @@ def _describe(spec: dict[str, Any] | None) -> str:
         return "unknown"
     args = ", ".join(f"{k}={v}" for k, v in (spec.get("init_args") or {}).items())
     return f"`{spec.get('class_path', '?')}`" + (f" ({args})" if args else "")
+
+
+def _init_args(spec: Any) -> dict[str, Any]:
+    """A config section's arguments: ``spec`` itself, or its ``init_args`` where it is a
+    ``{class_path, init_args}`` pair; ``{}`` where it is no mapping."""
+    if not isinstance(spec, dict):
+        return {}
+    args = spec.get("init_args", spec)
+    return args if isinstance(args, dict) else {}
+
+
+def _set_args(spec: Any) -> dict[str, Any] | None:
+    """A ``{class_path, init_args}`` spec with only the arguments that are set (not ``None``,
+    ``False`` or a scheduler's ``last_epoch``), for a short line; a class path alone as is."""
+    if isinstance(spec, str):
+        return {"class_path": spec}
+    if not isinstance(spec, dict):
+        return None
+    kept = {
+        k: v
+        for k, v in _init_args(spec).items()
+        if v is not None and v is not False and k != "last_epoch"
+    }
+    return {"class_path": spec.get("class_path", "?"), "init_args": kept}
 
 
 def _percent(value: float | None) -> str:

@@ -137,6 +137,39 @@ def test_export_writes_entry(entry: Path) -> None:
     (result,) = readme.data.eval_results
     assert (result.metric_type, result.metric_value) == ("mean_iou", 70.0)
     assert "optimizer" not in json.dumps(card)
+    assert "- optimiser:" not in readme.text and "- length:" not in readme.text  # not in config
+
+
+@pytest.mark.parametrize(
+    ("trainer", "length"),
+    [({"max_epochs": 96, "max_steps": -1}, "96 epochs"), ({"max_steps": 500}, "500 steps")],
+)
+def test_readme_names_the_optimiser_schedule_and_length(
+    trainer: dict[str, int], length: str
+) -> None:
+    """From the training config as the CLI saves it: arguments that are set, not the defaults
+    left at None or False."""
+    config = {
+        "trainer": trainer,
+        "model": {
+            "optimizer": {
+                "class_path": "torch.optim.SGD",
+                "init_args": {"lr": 0.1, "momentum": 0.9, "nesterov": False, "fused": None},
+            },
+            "lr_scheduler": {
+                "class_path": "lmp_lightning.optim.PolyLR",
+                "init_args": {"total_iters": None, "power": 0.9, "last_epoch": -1},
+            },
+        },
+        "data": {"batch_size": 8},
+    }
+    card = ModelCard("demo", "fpn", "resnet18", 3, 3, CLASSES, training_config=config)
+    lines = card.readme().splitlines()
+    assert (
+        "- optimiser: `torch.optim.SGD` (lr=0.1, momentum=0.9), schedule: "
+        "`lmp_lightning.optim.PolyLR` (power=0.9)"
+    ) in lines
+    assert f"- length: {length} of batch 8" in lines
 
 
 def test_export_records_the_encoder_weights_training_started_from(
