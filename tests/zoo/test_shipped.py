@@ -27,7 +27,8 @@ MAX_BYTES = 20 * 2**20
 
 
 def test_the_study_ships_entries() -> None:
-    assert {"camvid-base-plus", "camvid-lmp", "camvid-lall"} <= set(SHIPPED)
+    # LALL left the zoo in round three: it does not beat BASE+ beyond the seed spread
+    assert set(SHIPPED) == {"camvid-base-plus", "camvid-lmp"}
 
 
 def test_entries_load_with_the_network_blocked() -> None:
