@@ -49,8 +49,10 @@ def read_curves(results: Path, runs: Path) -> dict[str, list[list[float]]]:
     """Val mIoU at every validation, ``{"<variant>_seed<s>": [[step, miou], ...]}``, from all the
     CSV logs of each run (a later version overrides an epoch), merged into :data:`CURVES`.
 
-    ``step`` is the number of training steps done, (epoch + 1) x 45: the CSV's ``step`` column
-    holds the index of the last one (629 after 630 steps), so the epoch is the safer key."""
+    ``step`` is the number of training steps done: the CSV's ``step`` column plus one (it holds
+    the index of the last one, 629 after 630 steps). Not (epoch + 1) x 45: a resume of the pinned
+    code from an epoch-end checkpoint could count an epoch without training in it
+    (benchmarks/camvid_round3_pinned.sh), and such a run's epochs end at other steps."""
     path = results / CURVES
     curves: dict[str, list[list[float]]] = json.loads(path.read_text()) if path.exists() else {}
     curves = {k: v for k, v in curves.items() if _split(k)[0] in LABELS}
@@ -62,8 +64,7 @@ def read_curves(results: Path, runs: Path) -> dict[str, list[list[float]]]:
                 with log.open() as f:
                     for row in csv.DictReader(f):
                         if row.get("val/mIoU"):
-                            step = (int(row["epoch"]) + 1) * STEPS_PER_EPOCH
-                            points[step] = float(row["val/mIoU"])
+                            points[int(row["step"]) + 1] = float(row["val/mIoU"])
             if points:
                 curves[f"{variant}_{folder.name}"] = [[s, points[s]] for s in sorted(points)]
     results.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,8 @@ def read_results(results: Path) -> dict[str, tuple[ClassResults, dict]]:
 
 def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
     """Val mIoU (%) against steps: each seed thin, each variant's mean thick (over the steps every
-    seed has reached), the variants without the sampler dashed; 900x500 px."""
+    seed has reached, a seed without a validation at a step read between its neighbours: see
+    :func:`_at`), the variants without the sampler dashed; 900x500 px."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,8 +107,9 @@ def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
             steps = sorted(points)
             y = [100 * points[s] for s in steps]
             ax.plot(steps, y, style, color=colour, linewidth=0.8, alpha=0.45)
-        common = sorted(set.intersection(*(set(p) for p in seeds)))
-        mean = [100 * float(np.mean([p[s] for p in seeds])) for s in common]
+        reached = min(max(p) for p in seeds)  # every seed's curve, read at the same steps
+        common = [s for s in sorted(set().union(*seeds)) if s <= reached]
+        mean = [100 * float(np.mean([_at(p, s)[0] for p in seeds])) for s in common]
         n = len(seeds)
         legend = f"{label}, mean of {n} seed{'s' * (n > 1)}"
         ax.plot(common, mean, style, color=colour, linewidth=2.4, label=legend)
@@ -122,6 +125,16 @@ def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _at(points: dict[int, float], step: int) -> tuple[float, str]:
+    """A curve's val mIoU at ``step``: its validation there, or the straight line between the
+    validations either side, with a note naming them (``""`` for a validation)."""
+    if step in points:
+        return points[step], ""
+    before, after = max(s for s in points if s < step), min(s for s in points if s > step)
+    value = float(np.interp(step, [before, after], [points[before], points[after]]))
+    return value, f"between steps {before} and {after}"
 
 
 def _gain(base: list[float], run: list[float]) -> tuple[str, str]:
@@ -176,8 +189,8 @@ def report(results: Path, runs: Path, command: str) -> str:
     ):
         variant, seed = _split(key)
         points = {int(s): v for s, v in curves.get(key, [])}
-        if ROUND2_STEPS in points:
-            at630.setdefault(variant, {})[seed] = (points[ROUND2_STEPS], "")
+        if points and min(points) <= ROUND2_STEPS <= max(points):
+            at630.setdefault(variant, {})[seed] = _at(points, ROUND2_STEPS)
         if key in finals:
             final.setdefault(variant, {})[seed] = (finals[key][0].miou, "")
         elif points:
@@ -199,7 +212,7 @@ def report(results: Path, runs: Path, command: str) -> str:
         f"{gains[0]} at round two's budget ({ROUND2_STEPS} steps), {gains[1]} at this round's "
         f"({FINAL_STEPS} steps).",
         "",
-        f"## At round two's budget ({ROUND2_STEPS} steps, the validation after epoch 14)",
+        f"## At round two's budget ({ROUND2_STEPS} steps)",
         "",
         f"Step {ROUND2_STEPS} of this round's schedule is not a {ROUND2_STEPS}-step run: the poly "
         f"decay still holds {100 * (1 - ROUND2_STEPS / FINAL_STEPS) ** 0.9:.0f}% of the rate, and "
@@ -207,6 +220,15 @@ def report(results: Path, runs: Path, command: str) -> str:
         f"{ROUND2_STEPS}-step runs gave a gain of {round2} (docs/results/camvid.md).",
         "",
         *budget_table(at630),
+        *(
+            [
+                "",
+                "A value marked with two steps is read on the straight line between the run's "
+                "validations at those steps: the run had none at this step (see Runs).",
+            ]
+            if any(note for seeds in at630.values() for _, note in seeds.values())
+            else []
+        ),
         "",
         f"## At this round's budget ({FINAL_STEPS} steps)",
         "",
