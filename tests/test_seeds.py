@@ -128,22 +128,37 @@ class SigtermInEpoch1(Callback):
             trainer._signal_connector.received_sigterm = True
 
 
+class SigtermOnEpoch0sLastBatch(Callback):
+    """Delivers a SIGTERM after the last (third) batch of epoch 0: the checkpoint is written
+    with every batch of the epoch done and the epoch not yet counted as finished."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        if trainer.current_epoch == 0 and trainer.fit_loop.epoch_loop.batch_idx == 2:
+            trainer._signal_connector.received_sigterm = True
+
+
+CUTS = {"mid-epoch": "SigtermInEpoch1", "last-batch": "SigtermOnEpoch0sLastBatch"}
+BATCHES_BEFORE_CUT = {"epoch-end": 3, "mid-epoch": 5, "last-batch": 3}  # 3 batches an epoch
+
+
 def _cut(folder_data: Path, out: Path, cut: str, common: list[str]) -> list[tuple[int, int, str]]:
-    """A fit stopped at the end of epoch 0, or by a SIGTERM in the middle of epoch 1."""
+    """A fit stopped at the end of epoch 0, by a SIGTERM in the middle of epoch 1, or by one
+    after the last batch of epoch 0."""
     if cut == "epoch-end":
         return _fit(folder_data, out, "--trainer.max_epochs=1", *common)
     with pytest.raises(SystemExit):  # Lightning's SIGTERM exception
         _fit(folder_data, out, "--trainer.max_epochs=3",
-             "--trainer.callbacks+=tests.test_seeds.SigtermInEpoch1", *common)  # fmt: skip
+             f"--trainer.callbacks+=tests.test_seeds.{CUTS[cut]}", *common)  # fmt: skip
     return list(RecordBatches.seen)
 
 
 def _resume_cases() -> list[Any]:
     """Every (sampler, workers, cut): the default run keeps the simplest and the hardest (the
-    sampler, a worker process, a SIGTERM in mid-epoch); the other six are slow (100 s)."""
+    sampler, a worker process, a SIGTERM in mid-epoch); the other ten are slow (150 s)."""
     samplers = {"plain": [], "sampler": SAMPLER}
     cases = []
-    for sampler_id, workers, cut in itertools.product(samplers, (0, 1), ("epoch-end", "mid-epoch")):
+    cuts = ("epoch-end", "mid-epoch", "last-batch")
+    for sampler_id, workers, cut in itertools.product(samplers, (0, 1), cuts):
         case = f"{sampler_id}-{workers}-{cut}"
         marks = () if case in ("plain-0-epoch-end", "sampler-1-mid-epoch") else (pytest.mark.slow,)
         cases.append(pytest.param(workers, samplers[sampler_id], cut, id=case, marks=marks))
@@ -159,7 +174,7 @@ def test_a_resumed_run_sees_the_batches_of_an_uninterrupted_run(
     assert {epoch for epoch, _, _ in whole} == {0, 1, 2}
     assert len({h for _, _, h in whole}) == len(whole)  # no batch repeats
     first = _cut(folder_data, tmp_path / "cut", cut, common)
-    assert first == whole[: 3 if cut == "epoch-end" else 5]  # 3 batches an epoch
+    assert first == whole[: BATCHES_BEFORE_CUT[cut]]
     last = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     rest = _fit(
         folder_data, tmp_path / "resumed", "--trainer.max_epochs=3", f"--ckpt_path={last}", *common
