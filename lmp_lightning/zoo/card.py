@@ -231,15 +231,12 @@ class ModelCard:
     def _dataset_options(self) -> str:
         """The data set options of the training config (e.g. ``{'scale': 0.5}``: feed images at
         that scale for the measured metrics), or ``""``."""
-        data = self.training_config.get("data") or {}
-        data = data.get("init_args", data) if isinstance(data, dict) else {}
-        if not isinstance(data, dict):
-            return ""
+        data = _init_args(self.training_config.get("data"))
         dataset = data.get("dataset")
         options: Any
         if isinstance(dataset, dict) and isinstance(dataset.get("init_args"), dict):
             # dataset: {class_path, init_args}; the root is a folder of the training machine
-            options = {k: v for k, v in dataset["init_args"].items() if k != "root"}
+            options = {k: v for k, v in _init_args(dataset).items() if k != "root"}
         else:  # dataset: NAME with dataset_options (a config of lmp-lightning 0.1)
             options = data.get("dataset_options")
         if not options:
