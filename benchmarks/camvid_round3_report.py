@@ -193,9 +193,8 @@ def report(results: Path, runs: Path, command: str) -> str:
             at630.setdefault(variant, {})[seed] = _at(points, ROUND2_STEPS)
         if key in finals:
             final.setdefault(variant, {})[seed] = (finals[key][0].miou, "")
-        elif points:
-            last = max(points)
-            final.setdefault(variant, {})[seed] = (points[last], f"curve, step {last}")
+        elif points and max(points) >= FINAL_STEPS:  # an unfinished run counts at Runs only
+            final.setdefault(variant, {})[seed] = (points[max(points)], "curve")
     gains = [" ".join(_gain(*[_values(t, v) for v in PAIR])) for t in (at630, final)]
     old = [[ClassResults.load(f).miou for f in ROUND2.glob(f"{v}_seed?.json")] for v in PAIR]
     round2 = " ".join(_gain(*old))
@@ -233,12 +232,13 @@ def report(results: Path, runs: Path, command: str) -> str:
         f"## At this round's budget ({FINAL_STEPS} steps)",
         "",
         "The results file of each finished run (its last checkpoint validated on the 101 val "
-        "frames); a run without one gives its curve's last validation, marked with its step.",
+        "frames; a run without one gives its curve's validation at this step, marked). Runs "
+        "still under way count here once they finish (see Runs).",
         "",
         *budget_table(final),
     ]
     if any(note for seeds in final.values() for _, note in seeds.values()):
-        out += ["", "Values marked with a step are of unfinished runs: the rows are provisional."]
+        out += ["", "A value marked curve is the run's last validation (no results file)."]
     pair = [[finals[k][0] for k in finals if _split(k)[0] == v] for v in PAIR]
     have = [(LABELS[v], r) for v, r in zip(PAIR, pair, strict=True) if r]
     if have:
