@@ -85,10 +85,13 @@ def read_results(results: Path) -> dict[str, tuple[ClassResults, dict]]:
     return found
 
 
-def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
-    """Val mIoU (%) against steps: each seed thin, each variant's mean thick (over the steps every
-    seed has reached, a seed without a validation at a step read between its neighbours: see
-    :func:`_at`), the variants without the sampler dashed; 900x500 px."""
+def plot(
+    curves: dict[str, list[list[float]]], path: Path, finished: set[str] | None = None
+) -> None:
+    """Val mIoU (%) against steps: each seed thin, each variant's mean thick (over its seeds in
+    ``finished`` where it has any, else over all, at the steps they all reached, a seed without
+    a validation at a step read between its neighbours: see :func:`_at`), the variants without
+    the sampler dashed; 900x500 px."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,9 +99,8 @@ def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(9, 5), dpi=100)
     for variant, label in LABELS.items():
-        seeds = [
-            {int(s): v for s, v in p} for k, p in sorted(curves.items()) if variant == _split(k)[0]
-        ]
+        keys = [k for k in sorted(curves) if variant == _split(k)[0]]
+        seeds = [{int(s): v for s, v in curves[k]} for k in keys]
         if not seeds:
             continue
         style = "-" if variant in PAIR else "--"
@@ -107,10 +109,11 @@ def plot(curves: dict[str, list[list[float]]], path: Path) -> None:
             steps = sorted(points)
             y = [100 * points[s] for s in steps]
             ax.plot(steps, y, style, color=colour, linewidth=0.8, alpha=0.45)
-        reached = min(max(p) for p in seeds)  # every seed's curve, read at the same steps
-        common = [s for s in sorted(set().union(*seeds)) if s <= reached]
-        mean = [100 * float(np.mean([_at(p, s)[0] for p in seeds])) for s in common]
-        n = len(seeds)
+        done = [p for k, p in zip(keys, seeds, strict=True) if k in (finished or ())] or seeds
+        reached = min(max(p) for p in done)  # every seed's curve, read at the same steps
+        common = [s for s in sorted(set().union(*done)) if s <= reached]
+        mean = [100 * float(np.mean([_at(p, s)[0] for p in done])) for s in common]
+        n = len(done)
         legend = f"{label}, mean of {n} seed{'s' * (n > 1)}"
         ax.plot(common, mean, style, color=colour, linewidth=2.4, label=legend)
     ax.axvline(ROUND2_STEPS, color="0.3", linestyle=":", linewidth=1.2)
@@ -181,7 +184,7 @@ def budget_table(values: Values) -> list[str]:
 def report(results: Path, runs: Path, command: str) -> str:
     curves = read_curves(results, runs)
     finals = read_results(results)
-    plot(curves, results / "curves.png")
+    plot(curves, results / "curves.png", set(finals))
     at630: Values = {}
     final: Values = {}
     for key in sorted(
