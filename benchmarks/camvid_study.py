@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -60,6 +61,24 @@ def _commit() -> str:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
                            capture_output=True, text=True)  # fmt: skip
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _call(cmd: list[str]) -> tuple[int, int | None]:
+    """Runs ``cmd`` to its end: ``(exit status, the signal this script got meanwhile or None)``.
+
+    A SIGTERM or SIGINT that reaches this script while ``cmd`` runs waits for ``cmd`` to stop (a
+    fit stopped by ``kill -TERM -- -PGID`` or Ctrl-C gets the signal itself, saves ``last.ckpt``
+    and exits), so that the caller can still record the fit's time and command."""
+    got: list[int] = []
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in handlers:
+        signal.signal(s, lambda signum, frame: got.append(signum))
+    try:
+        code = subprocess.call(cmd, cwd=ROOT)
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    return code, got[0] if got else None
 
 
 def _newest_last(folder: Path) -> Path | None:
@@ -124,12 +143,17 @@ def run_one(
         print(f"[study] {variant} seed {seed}: {' '.join(cmd)}", flush=True)
         commit = _commit()  # the code the fit runs
         start = time.perf_counter()
-        code = subprocess.call(cmd, cwd=ROOT)
+        code, stopped_by = _call(cmd)
         meta["fit_seconds"] += time.perf_counter() - start
         meta["fit_commands"].append(" ".join(cmd[len(_lmp_seg()) :]))
         meta.setdefault("fit_commits", []).append(commit)
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         last = _newest_last(folder)
+        if stopped_by is not None:
+            raise SystemExit(
+                f"[study] {variant} seed {seed}: stopped by {signal.Signals(stopped_by).name} "
+                f"after {_epochs_done(last)} of {max_epochs} epochs; run again to resume"
+            )
         if code != 0 or _epochs_done(last) < max_epochs:
             raise SystemExit(
                 f"[study] {variant} seed {seed}: fit stopped (exit status {code}) after "
