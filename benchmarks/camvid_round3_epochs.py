@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
+from lmp_lightning.checkpoints import load_checkpoint
 
 EPOCHS, STEPS = 96, 4320
 
@@ -19,8 +19,7 @@ def epochs_to_ask(folder: Path) -> int:
     found = sorted(folder.glob("**/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
     if not found:
         return EPOCHS
-    # the study's own checkpoint, read as camvid_study.py reads it
-    state = torch.load(found[-1], map_location="cpu", weights_only=False)
+    state = load_checkpoint(found[-1], mmap=True)  # as camvid_study.py reads it
     progress = state["loops"]["fit_loop"]["epoch_progress"]["total"]
     done = max(int(progress["processed"]), int(progress["completed"]))
     if int(state["global_step"]) >= STEPS:

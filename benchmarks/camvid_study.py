@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lmp_lightning.checkpoints import load_checkpoint
+
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 RARE = ("Pole", "SignSymbol", "Pedestrian", "Bicyclist", "Fence")
@@ -102,7 +104,7 @@ def _epochs_done(ckpt: Path | None) -> int:
     say whether a run finished."""
     if ckpt is None:
         return 0
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = load_checkpoint(ckpt, mmap=True)
     progress = state["loops"]["fit_loop"]["epoch_progress"]["total"]
     return max(int(progress["processed"]), int(progress["completed"]))
 
@@ -182,7 +184,7 @@ def run_one(
         variant=variant,
         seed=seed,
         max_epochs=max_epochs,
-        global_step=int(torch.load(last, map_location="cpu", weights_only=False)["global_step"]),
+        global_step=int(load_checkpoint(last, mmap=True)["global_step"]),
         validate_seconds=time.perf_counter() - start,
         validate_command=" ".join(cmd[len(_lmp_seg()) :]),
         checkpoint=str(last.relative_to(ROOT) if last.is_relative_to(ROOT) else last),
