@@ -10,19 +10,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from camvid_study import _epochs_done, _newest_last  # beside this script
+
 from lmp_lightning.checkpoints import load_checkpoint
 
 EPOCHS, STEPS = 96, 4320
 
 
 def epochs_to_ask(folder: Path) -> int:
-    found = sorted(folder.glob("**/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
+    last = _newest_last(folder)
+    if last is None:
         return EPOCHS
-    state = load_checkpoint(found[-1], mmap=True)  # as camvid_study.py reads it
-    progress = state["loops"]["fit_loop"]["epoch_progress"]["total"]
-    done = max(int(progress["processed"]), int(progress["completed"]))
-    if int(state["global_step"]) >= STEPS:
+    done = _epochs_done(last)
+    if int(load_checkpoint(last, mmap=True)["global_step"]) >= STEPS:
         return min(EPOCHS, done)
     return max(EPOCHS, done + 1)
 
